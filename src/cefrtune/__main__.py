@@ -1,0 +1,5 @@
+import sys
+
+from cefrtune.cli import main
+
+sys.exit(main())

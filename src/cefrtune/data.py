@@ -1,0 +1,223 @@
+"""The data stage: validate list-format datasets, describe them, and split them.
+
+    cefrtune data validate data/a1.jsonl [--json]
+    cefrtune data stats data/a1.jsonl [--model gemma-3-270m]
+    cefrtune data split data/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
+
+`validate` reports every problem in one pass, each with `file:line`, the field and what is wrong;
+errors make the data unusable for training, warnings (grammar above the level) are for review.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cefrtune.examples import Example, Problem, load_examples, parse_record, read_records, write_examples
+from cefrtune.levels import SENTENCE_LENGTH, level_index, sentence_grammar
+from cefrtune.turkish import LEVELS, find_word, fold, tokenize
+
+# After replacing the target word, one sentence skeleton may cover at most this share of sentences.
+FILLER_PATTERN_LIMIT = 0.02
+
+
+@dataclass
+class ValidationReport:
+    problems: list[Problem] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def validate(paths: list[str | Path], n: int = 10) -> ValidationReport:
+    """Check every example of every file; sentences must be unique across all files given."""
+    report = ValidationReport()
+    examples: list[Example] = []
+    for path in paths:
+        try:
+            records, problems = read_records(path)
+        except ValueError as err:
+            report.problems.append(Problem(str(path), "file", "unreadable_file", str(err)))
+            continue
+        report.problems.extend(problems)
+        for origin, record in records:
+            example, record_problems = parse_record(record, origin, n)
+            report.problems.extend(record_problems)
+            if example is not None:
+                examples.append(example)
+    proper_nouns: Counter[str] = Counter()
+    first_seen: dict[str, str] = {}
+    skeletons: Counter[str] = Counter()
+    skeleton_origin: dict[str, str] = {}
+    lengths: list[int] = []
+    for example in examples:
+        report.problems.extend(_check_example(example, proper_nouns, lengths))
+        for i, (word, sentence) in enumerate(zip(example.words, example.sentences)):
+            key = _sentence_key(sentence)
+            where = f"{example.origin} sentences[{i}]"
+            if key in first_seen:
+                report.problems.append(
+                    Problem(example.origin, f"sentences[{i}]", "duplicate_sentence", f"'{sentence}' repeats {first_seen[key]}")
+                )
+            else:
+                first_seen[key] = where
+            skeleton = _skeleton(sentence, word)
+            skeletons[skeleton] += 1
+            skeleton_origin.setdefault(skeleton, where)
+    total_sentences = sum(len(e.sentences) for e in examples)
+    limit = max(2, math.floor(FILLER_PATTERN_LIMIT * total_sentences))
+    for skeleton, count in skeletons.most_common():
+        if count <= limit:
+            break
+        report.problems.append(
+            Problem(
+                skeleton_origin[skeleton],
+                "sentences",
+                "filler_pattern",
+                f"the pattern '{skeleton}' covers {count} of {total_sentences} sentences (limit {limit}); vary the sentences",
+            )
+        )
+    report.summary = _summary(examples, report.problems, lengths, proper_nouns)
+    return report
+
+
+def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) -> list[Problem]:
+    problems: list[Problem] = []
+    low, high = SENTENCE_LENGTH[example.level]
+    seen: dict[str, int] = {}
+    level_used = False
+    for i, (word, sentence) in enumerate(zip(example.words, example.sentences)):
+        where = f"sentences[{i}]"
+        key = _sentence_key(sentence)
+        if key in seen:
+            problems.append(Problem(example.origin, where, "duplicate_sentence", f"same sentence as sentences[{seen[key]}]"))
+        seen.setdefault(key, i)
+        grammar = sentence_grammar(sentence)
+        tokens = list(grammar.tokens)
+        lengths.append(len(tokens))
+        if find_word(tokens, word) is None:
+            problems.append(
+                Problem(example.origin, where, "target_word_missing", f"does not use target word {i + 1} '{word}' (no token has it as lemma): '{sentence}'")
+            )
+        for token in tokens:
+            if token.proper:
+                proper_nouns[token.text.split("'")[0].split("’")[0]] += 1
+            elif not token.known:
+                problems.append(
+                    Problem(example.origin, where, "unknown_token", f"'{token.text}' is not a Turkish word the analyser knows (typo or invented form?): '{sentence}'")
+                )
+        if not low <= len(tokens) <= high:
+            problems.append(
+                Problem(example.origin, where, "sentence_length", f"{len(tokens)} words; {example.level} sentences have {low}-{high}: '{sentence}'")
+            )
+        for feature in grammar.above(example.level):
+            problems.append(
+                Problem(
+                    example.origin,
+                    where,
+                    "grammar_above_level",
+                    f"'{feature.word}' uses {feature.name} ({feature.level}), above {example.level}: '{sentence}'",
+                    severity="warning",
+                )
+            )
+        level_used = level_used or grammar.uses(example.level)
+    if level_index(example.level) >= level_index("B1") and not level_used:
+        problems.append(
+            Problem(example.origin, "sentences", "no_level_grammar", f"no sentence uses a grammar feature of {example.level}", severity="warning")
+        )
+    return problems
+
+
+def _sentence_key(sentence: str) -> str:
+    return " ".join(fold(t) for t in tokenize(sentence))
+
+
+def _skeleton(sentence: str, word: str) -> str:
+    tokens = tokenize(sentence)
+    from cefrtune.turkish import analyse_sentence
+
+    index = find_word(analyse_sentence(sentence), word)
+    return " ".join("_" if i == index else fold(t) for i, t in enumerate(tokens))
+
+
+def _summary(examples: list[Example], problems: list[Problem], lengths: list[int], proper_nouns: Counter) -> dict:
+    by_kind = defaultdict(Counter)
+    for p in problems:
+        by_kind[p.severity][p.kind] += 1
+    levels = Counter(e.level for e in examples)
+    return {
+        "examples": len(examples),
+        "sentences": sum(len(e.sentences) for e in examples),
+        "examples_by_level": {lvl: levels[lvl] for lvl in LEVELS if levels[lvl]},
+        "distinct_target_words": len({fold(w) for e in examples for w in e.words}),
+        "errors": sum(by_kind["error"].values()),
+        "warnings": sum(by_kind["warning"].values()),
+        "errors_by_kind": dict(by_kind["error"]),
+        "warnings_by_kind": dict(by_kind["warning"]),
+        "proper_nouns": dict(proper_nouns.most_common()),
+        "sentence_words": _length_stats(lengths),
+    }
+
+
+def _length_stats(values: list[int]) -> dict:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "max": ordered[-1],
+        "mean": round(statistics.fmean(ordered), 2),
+        "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
+    }
+
+
+# ---- split --------------------------------------------------------------------------------
+
+
+def split(path: str | Path, out_dir: str | Path, eval_fraction: float = 0.1, seed: int = 42, n: int = 10) -> tuple[Path, Path]:
+    """Deterministic train/eval split by seed, seed-style JSON files, no eval sentence in train.
+
+    Writes `<out>/training_data_<level>_list_format_{train,eval}.json` and returns their paths."""
+    examples = load_examples(path, n=n)
+    train, evaluation = split_examples(examples, eval_fraction, seed)
+    level = "_".join(sorted({e.level.lower() for e in examples}, key=lambda lvl: LEVELS.index(lvl.upper())))
+    out_dir = Path(out_dir)
+    train_path = out_dir / f"training_data_{level}_list_format_train.json"
+    eval_path = out_dir / f"training_data_{level}_list_format_eval.json"
+    write_examples(train_path, train, as_json_list=True)
+    write_examples(eval_path, evaluation, as_json_list=True)
+    return train_path, eval_path
+
+
+def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: int = 42) -> tuple[list[Example], list[Example]]:
+    """Shuffle with `seed`, hold out round(len * eval_fraction) examples (at least one), and drop
+    from train any example that shares a sentence with the eval set."""
+    if not 0 < eval_fraction < 1:
+        raise ValueError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
+    if len(examples) < 2:
+        raise ValueError(f"need at least 2 examples to split, got {len(examples)}")
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    n_eval = min(len(examples) - 1, max(1, round(len(examples) * eval_fraction)))
+    eval_ids = set(order[:n_eval])
+    evaluation = [examples[i] for i in sorted(eval_ids)]
+    eval_sentences = {_sentence_key(s) for e in evaluation for s in e.sentences}
+    train = [
+        examples[i]
+        for i in sorted(set(order) - eval_ids)
+        if not any(_sentence_key(s) in eval_sentences for s in examples[i].sentences)
+    ]
+    return train, evaluation
+
+

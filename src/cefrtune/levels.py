@@ -1,0 +1,188 @@
+"""What each CEFR level allows: sentence length, grammar features and vocabulary.
+
+The grammar table follows the project's research note (docs/turkish-cefr.md): a feature belongs
+to the level where it is first taught, and a sentence is "above level" when it uses a feature of a
+higher level. zeyrek gives several readings for many words (`var`: adjective, or imperative of
+`varmak`), so a word's level is that of its *lowest* reading: a word is above level only when no
+reading of it is within level.
+
+    >>> from cefrtune.levels import sentence_grammar
+    >>> [f.name for f in sentence_grammar("Kitap okunuyor.").features if f.level == "B1"]
+    ['passive']
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cefrtune.turkish import LEVELS, Analysis, Token, analyse_sentence, fold
+
+# Words per sentence a level's reference sentences may have (inclusive).
+SENTENCE_LENGTH = {"A1": (3, 10), "A2": (4, 13), "B1": (6, 16), "B2": (8, 20), "C1": (10, 26)}
+
+# zeyrek morpheme id -> (level, feature name as a teacher says it).
+MORPHEME_LEVEL: dict[str, tuple[str, str]] = {
+    "Fut": ("A1", "future -AcAk"),
+    "Aor": ("A2", "aorist -Ir/-Ar"),
+    "Narr": ("A2", "reported past -mIş"),
+    "Able": ("A2", "ability -Abil"),
+    "Unable": ("A2", "inability -AmA"),
+    "Neces": ("A2", "necessity -mAlI"),
+    "Opt": ("A2", "optative -A"),
+    "PresPart": ("B1", "participle -An"),
+    "PastPart": ("B1", "participle -DIK"),
+    "FutPart": ("B1", "participle -AcAK"),
+    "AorPart": ("B1", "participle -Ir/-Ar"),
+    "NarrPart": ("B1", "participle -mIş"),
+    "Inf2": ("B1", "verbal noun -mA"),
+    "Inf3": ("B1", "verbal noun -Iş"),
+    "Cond": ("B1", "conditional -sA"),
+    "Desr": ("B1", "wish -sA"),
+    "Pass": ("B1", "passive"),
+    "Caus": ("B1", "causative"),
+    "AfterDoingSo": ("B1", "converb -Ip"),
+    "ByDoingSo": ("B1", "converb -ArAk"),
+    "When": ("B1", "converb -IncA"),
+    "While": ("B1", "-ken"),
+    "Recip": ("B2", "reciprocal"),
+    "Reflex": ("B2", "reflexive"),
+    "AsLongAs": ("B2", "-DIkçA"),
+    "WithoutHavingDoneSo": ("B2", "-mAdAn"),
+    "SinceDoingSo": ("B2", "-AlI"),
+    "Prog2": ("B2", "-mAktA"),
+    "Hastily": ("B2", "-Iver"),
+    "Repeat": ("B2", "-Ip dur"),
+    "Stay": ("B2", "-Akal"),
+    "Start": ("B2", "-Akoy"),
+    "EverSince": ("B2", "-Agel"),
+    "AsIf": ("C1", "-cAsInA"),
+    "Adamantly": ("C1", "-AsIyA"),
+    "Almost": ("C1", "-AyAz"),
+    "Without": ("C1", "-mAksIzIn"),
+    "WithoutBeingAbleToHaveDoneSo": ("C1", "-AmAdAn"),
+    "FeelLike": ("C1", "-AsI"),
+    "Cop": ("C1", "formal -DIr"),
+}
+_TENSES = {"Aor", "Fut", "Narr", "Prog1", "Prog2", "Past"}
+
+
+@dataclass(frozen=True)
+class Feature:
+    level: str
+    name: str
+    word: str
+
+
+@dataclass(frozen=True)
+class SentenceGrammar:
+    """Grammar features of one sentence, each from the lowest-level reading of its word."""
+
+    tokens: tuple[Token, ...]
+    features: tuple[Feature, ...]
+
+    @property
+    def level(self) -> str:
+        """The highest level any feature of the sentence needs (A1 when none)."""
+        return max((f.level for f in self.features), key=LEVELS.index, default="A1")
+
+    def above(self, level: str) -> list[Feature]:
+        return [f for f in self.features if LEVELS.index(f.level) > LEVELS.index(level)]
+
+    def uses(self, level: str) -> bool:
+        return any(f.level == level for f in self.features)
+
+
+def level_index(level: str) -> int:
+    return LEVELS.index(level)
+
+
+def sentence_grammar(sentence: str) -> SentenceGrammar:
+    """Analyse a sentence and list its grammar features with their levels."""
+    tokens = analyse_sentence(sentence)
+    features: list[Feature] = []
+    for i, token in enumerate(tokens):
+        following = fold(tokens[i + 1].text) if i + 1 < len(tokens) else ""
+        if not token.analyses:
+            continue
+        readings = [_reading_features(a, following, token.text) for a in token.analyses]
+        lowest = min(readings, key=lambda fs: max((level_index(f.level) for f in fs), default=0))
+        features.extend(lowest)
+    return SentenceGrammar(tuple(tokens), tuple(features))
+
+
+def _reading_features(analysis: Analysis, following: str, word: str) -> list[Feature]:
+    morphemes = analysis.morphemes
+    found: list[Feature] = []
+    for m in morphemes:
+        if m in MORPHEME_LEVEL:
+            level, name = MORPHEME_LEVEL[m]
+            found.append(Feature(level, name, word))
+    tenses = [m for m in morphemes if m in _TENSES]
+    pairs = list(zip(tenses, tenses[1:]))
+    for pair in pairs:
+        if pair == ("Prog1", "Past"):
+            found.append(Feature("A2", "past continuous -Iyordu", word))
+        elif pair in (("Narr", "Past"), ("Narr", "Narr")):
+            found.append(Feature("C1", "pluperfect -mIştI / -mIşmIş", word))
+        else:
+            found.append(Feature("B1", "compound tense", word))
+    if ("Cond" in morphemes or "Desr" in morphemes) and "Past" in morphemes[morphemes.index("Cond" if "Cond" in morphemes else "Desr"):]:
+        found.append(Feature("B2", "counterfactual -sAydI", word))
+    if sum(m in ("Caus", "Pass") for m in morphemes) >= 2:
+        found.append(Feature("B2", "stacked causative/passive", word))
+    if "Imp" in morphemes and ("A3sg" in morphemes or "A3pl" in morphemes):
+        found.append(Feature("A2", "third-person imperative -sIn", word))
+    # Constructions taught earlier than their parts: -mAdAn önce, -DIktAn sonra (A2).
+    if "WithoutHavingDoneSo" in morphemes and following == "önce":
+        found = [f for f in found if f.name != "-mAdAn"] + [Feature("A2", "-mAdAn önce", word)]
+    if "PastPart" in morphemes and "Abl" in morphemes and following == "sonra":
+        found = [f for f in found if f.name != "participle -DIK"] + [Feature("A2", "-DIktAn sonra", word)]
+    if "Inf1" in morphemes and following == "için":
+        found.append(Feature("A2", "-mAk için", word))
+    if "PastPart" in morphemes and following == "halde":
+        found.append(Feature("B2", "-DIğI halde", word))
+    if "Inf2" in morphemes and "Dat" in morphemes and following == "rağmen":
+        found.append(Feature("B2", "-mAsInA rağmen", word))
+    return found
+
+
+# ---- vocabulary ---------------------------------------------------------------------------
+
+
+def data_dir() -> Path:
+    """The folder with the shipped datasets and word lists (`CEFRTUNE_DATA` overrides)."""
+    override = os.environ.get("CEFRTUNE_DATA")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+@functools.lru_cache(maxsize=None)
+def wordlist(level: str) -> dict[str, str]:
+    """The project's word list of one level: word -> part of speech (empty if not shipped)."""
+    path = data_dir() / "wordlists" / f"{level.lower()}.tsv"
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as handle:
+        return {fold(row["word"]): row["pos"] for row in csv.DictReader(handle, delimiter="\t") if row.get("word")}
+
+
+def words_up_to(level: str) -> frozenset[str]:
+    """Every listed word of `level` and the levels below it."""
+    words: set[str] = set()
+    for lvl in LEVELS[: level_index(level) + 1]:
+        words.update(wordlist(lvl))
+    return frozenset(words)
+
+
+def word_level(lemma: str) -> str | None:
+    """The level whose list holds `lemma`, or None when no list has it."""
+    folded = fold(lemma)
+    for lvl in LEVELS:
+        if folded in wordlist(lvl):
+            return lvl
+    return None
