@@ -52,7 +52,121 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_data_split)
+    p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report")
+    p.add_argument("--config", default=None, help="preset name in configs/ or a YAML file (default: a1-seed)")
+    p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
+    p.add_argument("--level", default=None, help="A1..C1 (overrides the preset)")
+    p.add_argument("--model", default=None, help="base model (overrides the preset)")
+    p.add_argument("--data", default=None, help="dataset file (overrides the preset)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("eval", help="loss and perplexity (full text and response) of a model, with its baseline")
+    p.add_argument("--model", required=True, help="merged model folder (or any model)")
+    p.add_argument("--data", required=True, help="examples (JSONL or JSON list)")
+    p.add_argument("--base", default=None, help="baseline model (default: the base recorded in the merged folder)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("generate", help="numbered sentences for word lists")
+    p.add_argument("--model", required=True, help="merged model folder, adapter folder, or a base model")
+    p.add_argument("--level", default=None)
+    p.add_argument("--words", default=None, help="comma-separated words")
+    p.add_argument("--input", default=None, help="JSON list of word lists, or examples (JSON/JSONL)")
+    p.add_argument("--output", default=None, help="JSONL of results (with --input)")
+    p.add_argument("--checked", action="store_true", help="check every sentence and regenerate failing ones")
+    p.add_argument("--attempts", type=int, default=4, help="regeneration rounds in checked mode")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=384)
+    p.set_defaults(func=_generate)
     return parser
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"--set expects FIELD=VALUE, got '{pair}'")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _run(args) -> int:
+    from cefrtune.config import DEFAULT_PRESET, ConfigError, load_config
+    from cefrtune.run import run
+
+    overrides = _overrides(args.set)
+    overrides.update({k: v for k, v in {"level": args.level, "model": args.model, "data": args.data, "max_steps": args.max_steps}.items() if v})
+    try:
+        config = load_config(args.config or DEFAULT_PRESET, overrides)
+    except ConfigError as err:
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
+    run(config, output=args.output, resume=args.resume)
+    return 0
+
+
+def _eval(args) -> int:
+    from cefrtune.evaluate import evaluate
+
+    result = evaluate(args.model, args.data, base=args.base)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['examples']} examples from {result['data']}")
+    for side in ("baseline", "tuned"):
+        if side in result:
+            r = result[side]
+            print(f"{side:9} full text loss {r['full_text_loss']:.4f} ppl {r['full_text_ppl']:.3f} | response loss {r['response_loss']:.4f} ppl {r['response_ppl']:.3f}")
+    if "improvement" in result:
+        print("improvement " + ", ".join(f"{k} {v:.1f}%" for k, v in result["improvement"].items()))
+    return 0
+
+
+def _generate(args) -> int:
+    from cefrtune.generate import RequestError, check_request, generate_checked, generate_lists, read_requests, write_results
+    from cefrtune.serve import load_generator
+
+    try:
+        if args.input:
+            requests = read_requests(args.input, level=args.level)
+        elif args.words:
+            requests = [check_request(args.level or "", [w.strip() for w in args.words.split(",")], 10, "--words")]
+        else:
+            raise RequestError("give --words (with --level) or --input")
+    except RequestError as err:
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
+    model, tokenizer, style = load_generator(args.model)
+    if args.checked:
+        results, summary = generate_checked(model, tokenizer, style, requests, args.attempts, None, args.batch_size,
+                                            args.max_new_tokens, seed=args.seed, progress=True)
+        print(json.dumps(summary), file=sys.stderr)
+    else:
+        results = generate_lists(model, tokenizer, style, requests, args.batch_size, args.max_new_tokens,
+                                 sample=args.sample, temperature=args.temperature, top_p=args.top_p, seed=args.seed, progress=True)
+    if args.output:
+        write_results(args.output, results)
+        print(f"wrote {len(results)} result(s) to {args.output}")
+        return 0
+    for result in results:
+        for i, sentence in enumerate(result["sentences"], start=1):
+            flag = ""
+            if "checks" in result and not result["checks"][i - 1]["passed"]:
+                flag = "   [!] " + "; ".join(result["checks"][i - 1]["reasons"])
+            print(f"{i}. {sentence if sentence else '(missing)'}{flag}")
+        if result.get("issues"):
+            print("format: " + "; ".join(result["issues"]), file=sys.stderr)
+    return 0
 
 
 def _data_validate(args) -> int:

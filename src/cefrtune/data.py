@@ -221,3 +221,71 @@ def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: in
     return train, evaluation
 
 
+
+
+# ---- word lists ---------------------------------------------------------------------------
+
+POS_TAGS = {"noun", "verb", "adj", "adv", "pron", "num", "det", "postp", "conj", "interj", "ques"}
+_HARMONY_I = {"a": "ı", "ı": "ı", "o": "u", "u": "u", "e": "i", "i": "i", "ö": "ü", "ü": "ü"}
+
+
+def word_zipf(word: str, pos: str) -> float:
+    """wordfreq's Turkish Zipf value; for a verb the highest of its infinitive and its common
+    finite forms (-DI past, -Iyor present), since the bare infinitive is rare in running text."""
+    from wordfreq import zipf_frequency
+
+    forms = [word]
+    if pos == "verb" and fold(word).endswith(("mak", "mek")):
+        stem = fold(word)[:-3]
+        vowels = [c for c in stem if c in _HARMONY_I]
+        if vowels:
+            i = _HARMONY_I[vowels[-1]]
+            d = "t" if stem[-1] in "çfhkpsşt" else "d"
+            forms += [stem + d + i, (stem[:-1] if stem[-1] in "aeıioöuü" else stem) + (i if stem[-1] not in "aeıioöuü" else _HARMONY_I[stem[-1]]) + "yor"]
+    return max(zipf_frequency(f, "tr") for f in forms)
+
+
+def check_wordlists(folder: str | Path | None = None, write: bool = False) -> dict:
+    """Check data/wordlists/<level>.tsv: known POS tags, each word at one level only, every word
+    known to the analyser, and frequency falling with the level. With `write`, (re)compute the
+    zipf column in place. Returns per-level counts and median Zipf plus the problems found."""
+    import csv
+
+    from cefrtune.levels import data_dir
+    from cefrtune.turkish import analyse_word
+
+    folder = Path(folder) if folder else data_dir() / "wordlists"
+    seen: dict[str, str] = {}
+    result: dict = {"levels": {}, "problems": []}
+    for level in LEVELS:
+        path = folder / f"{level.lower()}.tsv"
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        zipfs = []
+        for lineno, row in enumerate(rows, start=2):
+            word, pos = (row.get("word") or "").strip(), (row.get("pos") or "").strip()
+            where = f"{path}:{lineno}"
+            if not word:
+                result["problems"].append(f"{where}: empty word")
+                continue
+            if pos not in POS_TAGS:
+                result["problems"].append(f"{where}: '{word}' has part of speech '{pos}'; use one of {', '.join(sorted(POS_TAGS))}")
+            key = fold(word)
+            if key in seen:
+                result["problems"].append(f"{where}: '{word}' is already a {seen[key]} word; each word belongs to one level")
+            seen.setdefault(key, level)
+            if not all(analyse_word(part) for part in word.split()):
+                result["problems"].append(f"{where}: '{word}' is unknown to the analyser")
+            row["zipf"] = f"{word_zipf(word, pos):.2f}"
+            zipfs.append(float(row["zipf"]))
+        if write:
+            text = "word\tpos\tzipf\n" + "".join(f"{r['word'].strip()}\t{r['pos'].strip()}\t{r['zipf']}\n" for r in rows if r.get("word", "").strip())
+            from cefrtune.examples import write_text_atomic
+
+            write_text_atomic(path, text)
+        result["levels"][level] = {"words": len(rows), "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None}
+    medians = [v["median_zipf"] for v in result["levels"].values() if v["median_zipf"] is not None]
+    result["frequency_falls_with_level"] = all(a > b for a, b in zip(medians, medians[1:]))
+    return result

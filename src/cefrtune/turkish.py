@@ -128,8 +128,12 @@ def find_word(tokens: list[Token], target: str) -> int | None:
         return None
     wanted = lemma_forms(target)
     folded_target = fold(target)
+    # A derived target (`eğlenceli` = eğlence + -lI) matches its inflected forms (`eğlenceliydi`).
+    derived = [a for a in analyse_word(folded_target) if len(a.morphemes) > 2 and a.lemma not in wanted]
     for i, token in enumerate(tokens):
         if token.lemmas & wanted:
+            return i
+        if any(r.lemma == d.lemma and r.morphemes[: len(d.morphemes)] == d.morphemes for r in token.analyses for d in derived):
             return i
         stem, _ = _split_apostrophe(token.text)
         if fold(stem) == folded_target:  # names and words zeyrek does not know
@@ -148,8 +152,6 @@ def analyse_word(word: str) -> tuple[Analysis, ...]:
     except (AttributeError, IndexError, KeyError, ValueError, RecursionError):
         # zeyrek crashes on words with very many candidate paths (upstream issue #24).
         return ()
-    if not results:
-        return _necessity_fallback(folded)
     readings = []
     for result in results:
         if result is None:
@@ -160,7 +162,21 @@ def analyse_word(word: str) -> tuple[Analysis, ...]:
         if item.secondary_pos is not None and item.secondary_pos.value == "Prop":
             morphemes = ("Prop",) + morphemes
         readings.append(Analysis(lemma=fold(item.lemma), pos=pos, morphemes=morphemes))
+    readings += _missing_finite_readings(folded, readings)
     return tuple(dict.fromkeys(readings))
+
+
+def _missing_finite_readings(folded: str, readings: list[Analysis]) -> list[Analysis]:
+    """Finite verb readings zeyrek 0.1.3 misses: -mAlI on back-vowel stems (`okumalısın`) or
+    without a person ending (`uymalı`), and the bare third-person future (`olacak`), which it
+    reads only as a participle."""
+    extra = []
+    if not any("Neces" in r.morphemes for r in readings):
+        extra += list(_necessity_fallback(folded))
+    for r in readings:
+        if r.pos == "Verb" and r.morphemes[-2:] == ("FutPart", "Adj"):
+            extra.append(Analysis(r.lemma, "Verb", r.morphemes[:-2] + ("Fut", "A3sg")))
+    return extra
 
 
 _NECES_RE = re.compile(r"^(.+?)(malı|meli)(yım|yim|sın|sin|yız|yiz|sınız|siniz|lar|ler|dır|dir)?$")

@@ -1,0 +1,238 @@
+"""The generate stage: numbered Turkish sentences for word lists, raw or checked.
+
+    cefrtune generate --model runs/a1-.../merged --level A1 --words "ev,su,okul,..."
+    cefrtune generate --model DIR --input lists.json --output out.jsonl [--checked]
+
+`generate_lists` is batched and greedy by default (reproducible); sampling is an option. The
+answer is parsed leniently (extra text, missing numbers, merged lines are reported, not raised).
+`generate_checked` then checks every sentence (target word by lemma, real Turkish words, level
+grammar and vocabulary, no duplicate, no copy of training data) and regenerates only the
+failing sentences: the model continues its own list right at the failing number (`7. `), with
+sampling, batched over every failing sentence, up to a budget of attempts; on the last attempt
+the target word's stem is written for it, which steers the sentence to the word. Every sentence
+comes back with its checks; failures are flagged with their reasons, never hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cefrtune.metrics import check_sentence, sentence_key
+from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
+from cefrtune.train import prompt_ids
+from cefrtune.turkish import LEVELS, analyse_word, fold, tokenize
+
+
+class RequestError(ValueError):
+    """A word list that cannot be generated for; the message says which and why."""
+
+
+@dataclass
+class Request:
+    level: str
+    words: list[str]
+
+
+def check_request(level: str, words: list[str], n: int | None = 10, where: str = "request") -> Request:
+    problems = []
+    if level not in LEVELS:
+        problems.append(f"unknown level '{level}' (use one of {', '.join(LEVELS)})")
+    if n is not None and len(words) != n:
+        problems.append(f"{len(words)} words, expected {n}")
+    for i, word in enumerate(words, start=1):
+        if not isinstance(word, str) or not word.strip():
+            problems.append(f"word {i} is empty")
+        elif not all(t for t in tokenize(word)) or " ".join(tokenize(word)) != " ".join(word.split()):
+            problems.append(f"word {i} '{word}' is not a Turkish word (letters only)")
+    if problems:
+        raise RequestError(f"{where}: " + "; ".join(problems))
+    return Request(level, [w.strip() for w in words])
+
+
+def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request], batch_size: int = 8,
+                   max_new_tokens: int = 384, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95,
+                   seed: int = 0, progress: bool = False, complete=None) -> list[dict]:
+    """One raw answer per request: {level, words, text, sentences, format_valid, issues}.
+    `complete(prompts, max_new_tokens, sample, seed, stop_at_newline)` replaces the model
+    (tests drive the loop with a scripted one)."""
+    complete = complete or model_completer(model, tokenizer, style, batch_size, temperature, top_p, progress)
+    prompts = [prompt_ids(style.prompt(r.level, r.words, tokenizer), tokenizer) for r in requests]
+    texts = complete(prompts, max_new_tokens, sample, seed, False)
+    results = []
+    for request, text in zip(requests, texts):
+        parsed = parse_numbered(text, len(request.words), style, request.words)
+        results.append({"level": request.level, "words": request.words, "text": text, "sentences": parsed.sentences,
+                        "format_valid": parsed.format_valid, "issues": parsed.issues})
+    return results
+
+
+def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request], attempts: int = 4,
+                     train_sentences: list[str] | None = None, batch_size: int = 8, max_new_tokens: int = 384,
+                     seed: int = 0, progress: bool = False, complete=None) -> tuple[list[dict], dict]:
+    """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
+    Returns the results (each sentence with its checks) and a summary: pass rates before and after,
+    mean attempts per sentence, sentences per second."""
+    started = time.perf_counter()
+    complete = complete or model_completer(model, tokenizer, style, batch_size, 0.9, 0.95, progress)
+    results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
+    train_keys = frozenset(sentence_key(s) for s in train_sentences or [])
+    tries = [[1] * len(r["words"]) for r in results]
+    checks = [_check_all(r, train_keys) for r in results]
+    before = sum(c.passed for cs in checks for c in cs)
+    for attempt in range(1, attempts + 1):
+        failing = [(i, j) for i, cs in enumerate(checks) for j, c in enumerate(cs) if not c.passed]
+        if not failing:
+            break
+        steer = attempt == attempts
+        prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steer) for i, j in failing]
+        texts = complete(prefixes, 64, True, seed + attempt, True)
+        for (i, j), text in zip(failing, texts):
+            candidate = _first_line(text)
+            if steer:
+                candidate = _steer_head(results[i]["words"][j]) + candidate
+            tries[i][j] += 1
+            trial = dict(results[i])
+            trial["sentences"] = list(results[i]["sentences"])
+            trial["sentences"][j] = style.strip_word(candidate, results[i]["words"][j]) if candidate else None
+            new_checks = _check_all(trial, train_keys)
+            if new_checks[j].passed:
+                results[i] = trial
+                checks[i] = new_checks
+    seconds = time.perf_counter() - started
+    total = sum(len(r["words"]) for r in results)
+    after = sum(c.passed for cs in checks for c in cs)
+    for result, cs, t in zip(results, checks, tries):
+        result["checks"] = [dict(c.to_json(), attempts=a) for c, a in zip(cs, t)]
+        result["flagged"] = [c.to_json() for c in cs if not c.passed]
+    summary = {
+        "sentences": total,
+        "pass_rate_before": round(before / total, 4) if total else 0.0,
+        "pass_rate": round(after / total, 4) if total else 0.0,
+        "flagged": total - after,
+        "mean_attempts": round(sum(map(sum, tries)) / total, 3) if total else 0.0,
+        "seconds": round(seconds, 2),
+        "sentences_per_s": round(total / seconds, 3) if seconds else 0.0,
+        "attempt_budget": attempts,
+    }
+    return results, summary
+
+
+def _check_all(result: dict, train_keys) -> list:
+    seen: set[str] = set()
+    checks = []
+    for j, word in enumerate(result["words"]):
+        sentence = result["sentences"][j] if j < len(result["sentences"]) else None
+        check = check_sentence(sentence, word, result["level"], j, train_keys, seen, result["words"])
+        if sentence:
+            seen.add(sentence_key(sentence))
+        checks.append(check)
+    return checks
+
+
+def _continuation_prompt(style: PromptStyle, tokenizer, result: dict, j: int, steer: bool) -> list[int]:
+    """Prompt + the list so far + `j+1. `: the model writes sentence j+1 only."""
+    done = [s if s else "…" for s in result["sentences"][:j]]
+    head = style.response_body(done, result["words"][:j]) if done else ""
+    line = f"{j + 1}. "
+    if style.name_words:
+        line += f"{result['words'][j]}{WORD_SEPARATOR}"
+    if steer:
+        line += _steer_head(result["words"][j])
+    text = style.prompt(result["level"], result["words"], tokenizer) + (head + "\n" if head else "") + line
+    return prompt_ids(text, tokenizer)
+
+
+def _steer_head(word: str) -> str:
+    """The start a steered sentence is given: the word's stem (verbs lose -mak/-mek), capitalised."""
+    stem = word
+    if any(a.pos == "Verb" for a in analyse_word(word)) and fold(word).endswith(("mak", "mek")):
+        stem = word[:-3]
+    return stem[:1].upper() + stem[1:]
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0].strip() if text.strip() else ""
+
+
+def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    for stop in style.stop_strings:
+        token = tokenizer.convert_tokens_to_ids(stop) if stop else None
+        if token is not None and token != tokenizer.unk_token_id:
+            ids.add(token)
+    return sorted(ids)
+
+
+def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95, progress: bool = False):
+    """A `complete` function over a Hugging Face model: batched, left-padded, shortest first."""
+
+    def complete(prompts, max_new_tokens, sample, seed, stop_at_newline):
+        return _generate(model, tokenizer, style, prompts, batch_size * (4 if stop_at_newline else 1), max_new_tokens, sample,
+                         temperature, top_p, seed, progress, "regenerate" if stop_at_newline else "generate", stop_at_newline)
+
+    return complete
+
+
+@torch.no_grad()
+def _generate(model, tokenizer, style, prompts: list[list[int]], batch_size: int, max_new_tokens: int, sample: bool,
+              temperature: float, top_p: float, seed: int, progress: bool, desc: str, stop_at_newline: bool = False) -> list[str]:
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop_ids = _stop_ids(tokenizer, style)
+    if stop_at_newline:
+        stop_ids += [i for i in tokenizer.convert_tokens_to_ids(["\n", "Ċ", "<0x0A>"]) if i is not None and i != tokenizer.unk_token_id]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: list[str] = [""] * len(prompts)
+    model.eval()
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
+        width = max(len(prompts[i]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):  # left padding
+            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]) :] = 1
+        if sample:
+            torch.manual_seed(seed)
+        out = model.generate(
+            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+            do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None, top_k=None,
+            eos_token_id=stop_ids, pad_token_id=pad,
+        )
+        for row, i in enumerate(batch):
+            outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
+    return outputs
+
+
+def read_requests(path: str | Path, n: int | None = 10, level: str | None = None) -> list[Request]:
+    """Word lists from a JSON list of lists (needs `level`), of examples, or a JSONL of examples."""
+    from cefrtune.examples import read_records
+
+    path = Path(path)
+    records, problems = read_records(path)
+    if problems:
+        raise RequestError("; ".join(str(p) for p in problems))
+    requests = []
+    for origin, record in records:
+        if isinstance(record, list):
+            if level is None:
+                raise RequestError(f"{origin}: a bare word list needs --level")
+            requests.append(check_request(level, record, n, origin))
+        elif isinstance(record, dict) and "words" in record:
+            requests.append(check_request(record.get("level", level), record["words"], n, origin))
+        else:
+            raise RequestError(f"{origin}: expected a list of words or an object with 'words' (and 'level')")
+    return requests
+
+
+def write_results(path: str | Path, results: list[dict]) -> None:
+    from cefrtune.examples import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))

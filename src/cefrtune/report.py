@@ -1,0 +1,170 @@
+"""The report stage: `report.md`, `metrics.json` and `loss_curve.png` of a run folder.
+
+Every figure comes from the run's own records (trainer history, evaluation, generation);
+`check_consistency` asserts the derived ones (e.g. total_steps = ceil(train_examples /
+effective batch) x epochs) before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from cefrtune.examples import write_text_atomic
+
+GEN_KEYS = ["format_valid", "target_word_used", "misplaced_words", "unknown_token_rate", "above_level_vocab_rate",
+            "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate", "pass_rate"]
+
+
+class InconsistentReport(AssertionError):
+    pass
+
+
+def check_consistency(metrics: dict) -> None:
+    problems = []
+    expected_steps = math.ceil(metrics["train_examples"] / metrics["effective_batch"])
+    if metrics["steps_per_epoch"] != expected_steps:
+        problems.append(f"steps_per_epoch {metrics['steps_per_epoch']} != ceil({metrics['train_examples']}/{metrics['effective_batch']})")
+    total = expected_steps * metrics["num_train_epochs"]
+    if metrics.get("max_steps"):
+        total = min(total, metrics["max_steps"])
+    if metrics["total_steps"] != total:
+        problems.append(f"total_steps {metrics['total_steps']} != {total}")
+    for side in ("baseline", "tuned"):
+        for name in ("full_text", "response"):
+            loss, ppl = metrics[side][f"{name}_loss"], metrics[side][f"{name}_ppl"]
+            if not math.isclose(math.exp(loss), ppl, rel_tol=1e-4):
+                problems.append(f"{side}.{name}_ppl {ppl} != exp({loss})")
+    if problems:
+        raise InconsistentReport("metrics do not add up: " + "; ".join(problems))
+
+
+def write(run_dir: Path, metrics: dict, history: list[dict], examples: list[dict] | None = None) -> None:
+    check_consistency(metrics)
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    plot_losses(history, run_dir / "loss_curve.png")
+    write_text_atomic(run_dir / "report.md", render(metrics, examples or []))
+
+
+def plot_losses(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss", marker=".")
+    if evals:
+        ax.plot(*zip(*evals), label="eval loss (per epoch)", marker="o")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("mean NLL per token")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _size(path: Path) -> str:
+    if not path.exists():
+        return "-"
+    total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return f"{total / 1e6:.1f} MB"
+
+
+def render(m: dict, examples: list[dict]) -> str:
+    run_dir = Path(m["run_dir"])
+    lines = [
+        f"# {m['level']} fine-tuning: results",
+        "",
+        "## Model",
+        f"- **Base model:** {m['base_model']} ({m['base_model_source']}, revision `{(m.get('base_model_revision') or '-')[:16]}`)",
+        f"- **Method:** LoRA (PEFT), cefrtune trainer, {m['world_size']} process(es) on {m['device']}",
+        f"- **Prompt style:** {m['prompt_style']}",
+        "",
+        "## Dataset",
+        f"- **File:** `{m['data']}` (sha256 `{m['data_sha256'][:16]}`)",
+        f"- **Train / eval:** {m['train_examples']} / {m['eval_examples']} examples (eval fraction {m['eval_fraction']}, seed {m['seed']})",
+        f"- **Longest example:** {m['longest_example_tokens']} tokens (max_seq_length {m['max_seq_length']})",
+        "",
+        "## Hyperparameters",
+        "| setting | value |",
+        "|---|---|",
+    ]
+    for key in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "effective_batch",
+                "learning_rate", "num_train_epochs", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout",
+                "target_modules", "loss_on", "train_dtype"):
+        lines.append(f"| {key} | {m[key]} |")
+    lines += [
+        "",
+        "## Training",
+        f"- **Duration:** {m['train_runtime_s']:.0f} s ({m['train_tokens_per_s']:.0f} tokens/s); whole run {m['run_wall_s']:.0f} s",
+        f"- **Steps:** {m['steps_per_epoch']} per epoch x {m['num_train_epochs']} epochs = {m['total_steps']} "
+        f"(ceil({m['train_examples']} / {m['effective_batch']}) per epoch)",
+        f"- **Train loss:** {m['initial_train_loss']:.3f} at the first step -> {m['final_train_loss']:.3f} at the last",
+        f"- **Best eval loss:** {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']}; this adapter is kept)",
+        "",
+        "![loss curve](loss_curve.png)",
+        "",
+        "## Baseline comparison",
+        f"Same eval file, same code path (base model vs merged tuned model), {m['eval_examples']} examples.",
+        "",
+        "| metric | baseline | tuned | improvement |",
+        "|---|---|---|---|",
+    ]
+    for name, label in (("full_text", "full text (instruction + response)"), ("response", "response only")):
+        for kind in ("loss", "ppl"):
+            key = f"{name}_{kind}"
+            lines.append(f"| {label} {'loss' if kind == 'loss' else 'perplexity'} | {m['baseline'][key]:.3f} | "
+                         f"{m['tuned'][key]:.3f} | {m['improvement'][key + '_pct']:.1f} % |")
+    lines += ["", f"Merge check: merged-model response loss {m['merge_check']['merged']:.6f} vs adapter-on-base "
+              f"{m['merge_check']['adapter']:.6f} (relative difference {m['merge_check']['relative_difference']:.2e}, limit 1e-3)."]
+    if "generation" in m.get("tuned", {}):
+        lines += ["", "## Generated sentences (eval word lists)", "",
+                  "Greedy decoding; references = the human-written eval sentences (the ceiling).", "",
+                  "| metric | reference | baseline | tuned |", "|---|---|---|---|"]
+        for key in GEN_KEYS:
+            row = [m.get("reference_generation", {}).get(key, "-"), m["baseline"]["generation"].get(key, "-"), m["tuned"]["generation"].get(key, "-")]
+            lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
+        if "checked_generation" in m["tuned"]:
+            lines += ["", "### Checked generation", "",
+                      "Every sentence checked; failing ones regenerated (up to the attempt budget); what still fails is flagged.", "",
+                      "| | baseline | tuned |", "|---|---|---|"]
+            for key in ("pass_rate_before", "pass_rate", "flagged", "mean_attempts", "sentences_per_s", "seconds"):
+                lines.append(f"| {key} | {_fmt(m['baseline']['checked_generation'].get(key, '-'))} | {_fmt(m['tuned']['checked_generation'][key])} |")
+        for ex in examples[:3]:
+            lines += ["", f"**Words ({ex['level']}):** {', '.join(ex['words'])}", "", "| # | baseline | tuned |", "|---|---|---|"]
+            for i in range(len(ex["words"])):
+                lines.append(f"| {i + 1} | {_cell(ex['baseline'][i])} | {_cell(ex['tuned'][i])} |")
+    lines += [
+        "",
+        "## Output",
+        f"- **LoRA adapter:** `adapter/` ({_size(run_dir / 'adapter')})",
+        f"- **Merged model:** `merged/` ({_size(run_dir / 'merged')}), loads with `AutoModelForCausalLM.from_pretrained`",
+        f"- **TensorBoard logs:** `tensorboard/` (`tensorboard --logdir {run_dir / 'tensorboard'}`)",
+        "- **Metrics:** `metrics.json`; **config:** `config.yaml`; **split:** `data/`",
+        "",
+        "## Notes",
+        "- Loss is the token-weighted mean NLL; perplexity = exp(loss). The full-text figures include the instruction",
+        "  tokens (as the seed report did); the response-only figures measure what the model writes.",
+        f"- Steps follow from the batch: {m['train_examples']} examples / ({m['per_device_train_batch_size']} x "
+        f"{m['gradient_accumulation_steps']} x {m['world_size']}) rounded up = {m['steps_per_epoch']} per epoch.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _cell(text) -> str:
+    return (text or "*(missing)*").replace("|", "\\|")

@@ -1,0 +1,220 @@
+"""The main job: split -> train -> evaluate baseline and tuned -> merge -> generate -> report.
+
+    cefrtune run                       # the seed's settings on the embedded Gemma-3-270M, A1
+    cefrtune run --config smoke        # a few steps, for a quick look
+    cefrtune run --output runs/mine --resume
+
+Each run gets its own folder (`runs/<level>-<time>` unless --output), never overwriting another
+run; `--resume` continues the folder's last epoch checkpoint. Under accelerate/torchrun every
+rank trains; rank 0 alone evaluates, merges, generates and writes the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import yaml
+
+from cefrtune import report
+from cefrtune.config import RunConfig, to_dict
+from cefrtune.data import split_examples
+from cefrtune.examples import load_examples, write_examples, write_text_atomic
+
+MERGE_TOLERANCE = 1e-3
+
+
+class MergeMismatch(RuntimeError):
+    pass
+
+
+def run(config: RunConfig, output: str | Path | None = None, resume: bool = False) -> Path:
+    """Run the whole pipeline for one level; returns the run folder."""
+    from cefrtune import models
+    from cefrtune.evaluate import improvement, loss_metrics
+    from cefrtune.merge import merge
+    from cefrtune.prompts import PromptStyle
+    from cefrtune.train import tokenize_examples, train
+
+    started = time.perf_counter()
+    data_path = config.data_path()
+    examples = [e for e in load_examples(data_path) if e.level == config.level]
+    if len(examples) < 2:
+        raise ValueError(f"{data_path}: {len(examples)} example(s) of level {config.level}; need at least 2")
+    train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
+    train_examples = train_examples[: config.train_subset] if config.train_subset else train_examples
+    eval_examples = eval_examples[: config.eval_subset] if config.eval_subset else eval_examples
+    run_dir = _run_dir(config, output, resume)
+    is_main = _is_main_process()
+    if is_main:
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))
+        write_examples(run_dir / "data" / f"training_data_{config.level.lower()}_list_format_train.json", train_examples, as_json_list=True)
+        write_examples(run_dir / "data" / f"training_data_{config.level.lower()}_list_format_eval.json", eval_examples, as_json_list=True)
+
+    result = train(config, train_examples, eval_examples, run_dir, resume=resume)
+    if not is_main:
+        return run_dir
+
+    base_model, tokenizer, resolved = models.load(config.model, dtype=torch.float32)
+    style = PromptStyle.load(result.adapter_dir)
+    longest = max(len(f["input_ids"]) for f in tokenize_examples(train_examples + eval_examples, tokenizer, style, "full", None))
+    print("cefrtune: evaluating the baseline ...", flush=True)
+    baseline = loss_metrics(base_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
+    train_sentences = [s for e in train_examples for s in e.sentences]
+    if config.generate:
+        baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, "baseline"))
+
+    from peft import PeftModel
+
+    peft_model = PeftModel.from_pretrained(base_model, result.adapter_dir)
+    adapter = loss_metrics(peft_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
+    info = {"base_model_revision": resolved.revision, "level": config.level, "run_dir": str(run_dir)}
+    merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info)
+    del peft_model, base_model
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)  # what users will load
+    tuned = loss_metrics(merged, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
+    difference = abs(tuned["response_loss"] - adapter["response_loss"]) / adapter["response_loss"]
+    if difference > MERGE_TOLERANCE:
+        raise MergeMismatch(
+            f"merged model response loss {tuned['response_loss']:.6f} differs from adapter-on-base "
+            f"{adapter['response_loss']:.6f} by {difference:.2e} (> {MERGE_TOLERANCE}); the merged model is not trustworthy"
+        )
+    samples = []
+    reference = {}
+    if config.generate:
+        tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, "tuned"))
+        from cefrtune.metrics import score
+
+        reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
+        reference.pop("per_item")
+        samples = [
+            {"level": e.level, "words": e.words, "baseline": b, "tuned": t}
+            for e, b, t in zip(eval_examples, baseline["generation_sentences"], tuned["generation_sentences"])
+        ]
+    metrics = _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
+                       baseline, tuned, adapter, difference, reference, time.perf_counter() - started)
+    metrics["improvement"] = improvement(baseline, tuned)
+    for side in (baseline, tuned):
+        side.pop("generation_sentences", None)
+    report.write(run_dir, metrics, result.history, samples)
+    print(summary(metrics), flush=True)
+    return run_dir
+
+
+def _generation(model, tokenizer, style, eval_examples, train_sentences, config: RunConfig, name: str) -> dict:
+    from cefrtune.generate import Request, generate_checked, generate_lists
+    from cefrtune.metrics import score
+
+    requests = [Request(e.level, e.words) for e in eval_examples]
+    print(f"cefrtune: generating with the {name} model ...", flush=True)
+    started = time.perf_counter()
+    raw = generate_lists(model, tokenizer, style, requests, config.generation_batch_size, config.max_new_tokens, progress=True)
+    seconds = time.perf_counter() - started
+    scored = score(raw, train_sentences)
+    scored["seconds"] = round(seconds, 2)
+    scored["sentences_per_s"] = round(sum(len(r["words"]) for r in raw) / seconds, 3)
+    out = {"generation": scored, "generation_sentences": [r["sentences"] for r in raw]}
+    if config.checked_attempts:
+        results, checked = generate_checked(model, tokenizer, style, requests, config.checked_attempts, train_sentences,
+                                            config.generation_batch_size, config.max_new_tokens, seed=config.seed, progress=True)
+        checked["flagged_sentences"] = [dict(f, words=r["words"]) for r in results for f in r["flagged"]][:50]
+        out["checked_generation"] = checked
+    return out
+
+
+def _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
+             baseline, tuned, adapter, difference, reference, wall) -> dict:
+    cfg = to_dict(config)
+    metrics = {
+        "level": config.level,
+        "run_dir": str(run_dir),
+        "base_model": config.model,
+        "base_model_source": resolved.source,
+        "base_model_revision": resolved.revision,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "prompt_style": style.kind + (" (word named first)" if style.name_words else ""),
+        "data": str(data_path),
+        "data_sha256": hashlib.sha256(Path(data_path).read_bytes()).hexdigest(),
+        "seed": config.seed,
+        "eval_fraction": config.eval_fraction,
+        "train_examples": len(train_examples),
+        "eval_examples": len(eval_examples),
+        "longest_example_tokens": longest,
+        "world_size": result.world_size,
+        "effective_batch": result.effective_batch,
+        "steps_per_epoch": result.steps_per_epoch,
+        "total_steps": result.total_steps,
+        "train_runtime_s": round(result.train_runtime_s, 2),
+        "train_tokens": result.train_tokens,
+        "train_tokens_per_s": round(result.train_tokens_per_s, 2),
+        "initial_train_loss": round(result.initial_train_loss, 6),
+        "final_train_loss": round(result.final_train_loss, 6),
+        "best_eval_loss": round(result.best_eval_loss, 6),
+        "best_eval_epoch": result.best_eval_epoch,
+        "baseline": baseline,
+        "tuned": tuned,
+        "adapter_on_base": adapter,
+        "merge_check": {"adapter": adapter["response_loss"], "merged": tuned["response_loss"], "relative_difference": difference},
+        "run_wall_s": round(wall, 1),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    if reference:
+        metrics["reference_generation"] = reference
+    for key in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
+                "max_steps", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype"):
+        metrics[key] = cfg[key]
+    return metrics
+
+
+def summary(m: dict) -> str:
+    lines = [
+        "",
+        f"cefrtune run {m['level']} finished in {m['run_wall_s']:.0f} s -> {m['run_dir']}",
+        f"  trained {m['total_steps']} steps ({m['steps_per_epoch']}/epoch) on {m['train_examples']} examples in "
+        f"{m['train_runtime_s']:.0f} s, {m['train_tokens_per_s']:.0f} tokens/s; best eval loss {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']})",
+        f"  {'':24}{'baseline':>10}{'tuned':>10}{'improvement':>13}",
+    ]
+    for key in ("full_text_loss", "full_text_ppl", "response_loss", "response_ppl"):
+        lines.append(f"  {key:24}{m['baseline'][key]:>10.3f}{m['tuned'][key]:>10.3f}{m['improvement'][key + '_pct']:>12.1f}%")
+    if "generation" in m["tuned"]:
+        for key in ("format_valid", "target_word_used", "unknown_token_rate"):
+            lines.append(f"  {key:24}{m['baseline']['generation'][key]:>10.3f}{m['tuned']['generation'][key]:>10.3f}")
+    if "checked_generation" in m["tuned"]:
+        c = m["tuned"]["checked_generation"]
+        lines.append(f"  checked generation (tuned): pass rate {c['pass_rate_before']:.3f} -> {c['pass_rate']:.3f}, "
+                     f"{c['mean_attempts']:.2f} attempts/sentence, {c['sentences_per_s']:.2f} sentences/s")
+    lines.append(f"  report: {m['run_dir']}/report.md")
+    return "\n".join(lines)
+
+
+def _run_dir(config: RunConfig, output, resume: bool) -> Path:
+    if output is None:
+        if resume:
+            raise ValueError("--resume needs --output: the run folder to continue")
+        output = Path("runs") / f"{config.level.lower()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(output)
+    if resume and not (run_dir / "checkpoints" / "last").exists():
+        raise FileNotFoundError(f"{run_dir}: no checkpoint to resume (expected {run_dir}/checkpoints/last)")
+    if not resume and run_dir.exists() and any(run_dir.iterdir()) and _is_main_process():
+        raise FileExistsError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -1,0 +1,354 @@
+"""The train stage: LoRA fine-tuning of a causal LM on list-format examples.
+
+    from cefrtune.train import train
+    result = train(config, train_examples, eval_examples, out_dir)
+
+One loop, read top to bottom: tokenize (refusing any example longer than max_seq_length), build
+the LoRA model with the frozen base in bf16 and the adapter in fp32, then for each epoch: shuffle
+with (seed, epoch), step through accumulation windows, evaluate, keep the best adapter, write a
+checkpoint. The loss is token-weighted over the whole effective batch (every rank, every
+micro-batch), so one process and N processes with the same global batch give the same result.
+It runs unchanged under `accelerate launch` / `torchrun` (DDP; gloo on CPU, NCCL on GPU): the data
+is sharded per rank and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from cefrtune.config import RunConfig
+from cefrtune.examples import Example
+from cefrtune.loss import IGNORE, CausalLMLoss
+from cefrtune.prompts import PromptStyle
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    steps_per_epoch: int
+    total_steps: int
+    train_runtime_s: float
+    train_tokens: int
+    train_tokens_per_s: float
+    initial_train_loss: float
+    final_train_loss: float
+    best_eval_loss: float
+    best_eval_epoch: int
+    world_size: int
+    effective_batch: int
+    history: list[dict] = field(default_factory=list)
+
+
+class TooLongError(ValueError):
+    """An example does not fit max_seq_length; never silently truncated."""
+
+
+def train(
+    config: RunConfig,
+    train_examples: list[Example],
+    eval_examples: list[Example],
+    out_dir: str | Path,
+    resume: bool = False,
+    model=None,
+    tokenizer=None,
+) -> TrainResult:
+    """Fine-tune `config.model` (or the given model/tokenizer) with LoRA; write the best adapter
+    to `out_dir/adapter`, checkpoints to `out_dir/checkpoints`, TensorBoard events to
+    `out_dir/tensorboard`. Returns what the report needs."""
+    if config.backend == "unsloth":
+        from cefrtune.unsloth_backend import check_unsloth
+
+        check_unsloth()
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from peft import LoraConfig, get_peft_model
+
+    from cefrtune import models
+
+    out_dir = Path(out_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    set_seed(config.seed)
+    if model is None:
+        model, tokenizer, _ = models.load(config.model, dtype=DTYPES[config.train_dtype], device=accelerator.device)
+    else:
+        model.to(DTYPES[config.train_dtype])
+    style = PromptStyle.for_tokenizer(tokenizer, name_words=config.name_words)
+    train_features = tokenize_examples(train_examples, tokenizer, style, config.loss_on, config.max_seq_length)
+    eval_features = tokenize_examples(eval_examples, tokenizer, style, config.loss_on, config.max_seq_length)
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora, autocast_adapter_dtype=True)  # adapter weights in fp32
+    loss_model = CausalLMLoss(model, config.loss_chunk_size)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+    window = config.per_device_train_batch_size * world  # examples per micro-step, all ranks
+    steps_per_epoch = math.ceil(len(train_features) / (window * config.gradient_accumulation_steps))
+    total_steps = steps_per_epoch * config.num_train_epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = math.ceil(config.warmup_ratio * total_steps)
+    scheduler = _scheduler(optimizer, config.lr_scheduler, warmup, total_steps)
+    loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
+
+    state = {"epoch": 0, "global_step": 0, "history": [], "best_eval_loss": math.inf, "best_eval_epoch": 0,
+             "train_tokens": 0, "train_seconds": 0.0}
+    checkpoint_dir = out_dir / "checkpoints" / "last"
+    if resume:
+        state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler)
+        if state.get("world_size", world) != world:
+            raise RuntimeError(f"{checkpoint_dir}: written with {state['world_size']} processes; resume with the same number (now {world})")
+        if main:
+            print(f"cefrtune: resuming after epoch {state['epoch']} (step {state['global_step']})", flush=True)
+
+    writer = _tensorboard(out_dir / "tensorboard") if main else None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"train {config.level}", unit="step", disable=not main)
+    adapter_dir = out_dir / "adapter"
+    for epoch in range(state["epoch"] + 1, config.num_train_epochs + 1):
+        if state["global_step"] >= total_steps:
+            break
+        model.train()
+        order = torch.randperm(len(train_features), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
+        windows = [order[i : i + window * config.gradient_accumulation_steps] for i in range(0, len(order), window * config.gradient_accumulation_steps)]
+        for step_ids in windows:
+            if state["global_step"] >= total_steps:
+                break
+            started = time.perf_counter()
+            window_tokens = sum(train_features[i]["n_labels"] for i in step_ids)
+            micro = [step_ids[i : i + window] for i in range(0, len(step_ids), window)]
+            loss_total = torch.zeros((), device=accelerator.device)
+            tokens_seen = 0
+            for m, micro_ids in enumerate(micro):
+                mine = micro_ids[rank::world]
+                batch = collate([train_features[i] for i in mine] or [_empty_like(train_features[0])], tokenizer.pad_token_id, accelerator.device)
+                tokens_seen += int(batch["attention_mask"].sum())
+                sync = m == len(micro) - 1
+                context = accelerator.no_sync(loss_model) if not sync and world > 1 else _nullcontext()
+                with context:
+                    loss_sum, _ = loss_model(**batch)
+                    # DDP averages gradients over ranks; scale so the result is the global token mean.
+                    accelerator.backward(loss_sum * world / window_tokens)
+                loss_total += loss_sum.detach()
+            grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_total = accelerator.reduce(loss_total, "sum")
+            tokens = int(accelerator.reduce(torch.tensor(tokens_seen, device=accelerator.device), "sum"))
+            seconds = time.perf_counter() - started
+            state["global_step"] += 1
+            state["train_tokens"] += tokens
+            state["train_seconds"] += seconds
+            record = {
+                "step": state["global_step"],
+                "epoch": round(epoch - 1 + (windows.index(step_ids) + 1) / len(windows), 4),
+                "loss": float(loss_total) / window_tokens,
+                "learning_rate": scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm),
+                "tokens_per_s": tokens / seconds,
+            }
+            state["history"].append(record)
+            if writer:
+                for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s"):
+                    writer.add_scalar(f"train/{key}", record[key], record["step"])
+            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
+            bar.update(1)
+        eval_loss = evaluate_features(loss_model, eval_features, config.per_device_eval_batch_size, tokenizer.pad_token_id, accelerator)
+        state["history"].append({"step": state["global_step"], "epoch": epoch, "eval_loss": eval_loss})
+        if writer:
+            writer.add_scalar("eval/loss", eval_loss, state["global_step"])
+            writer.flush()
+        if eval_loss < state["best_eval_loss"]:
+            state["best_eval_loss"], state["best_eval_epoch"] = eval_loss, epoch
+            if main:
+                _save_adapter(accelerator.unwrap_model(loss_model).model, adapter_dir, style, tokenizer)
+        state["epoch"] = epoch
+        state["world_size"] = world
+        if main:
+            bar.write(f"epoch {epoch}: eval loss {eval_loss:.4f} (best {state['best_eval_loss']:.4f} at epoch {state['best_eval_epoch']})")
+            _save_checkpoint(checkpoint_dir, accelerator.unwrap_model(loss_model).model, optimizer, scheduler, state)
+        accelerator.wait_for_everyone()
+    bar.close()
+    if writer:
+        writer.close()
+    train_losses = [h["loss"] for h in state["history"] if "loss" in h]
+    return TrainResult(
+        adapter_dir=adapter_dir,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        train_runtime_s=state["train_seconds"],
+        train_tokens=state["train_tokens"],
+        train_tokens_per_s=state["train_tokens"] / max(state["train_seconds"], 1e-9),
+        initial_train_loss=train_losses[0] if train_losses else math.nan,
+        final_train_loss=train_losses[-1] if train_losses else math.nan,
+        best_eval_loss=state["best_eval_loss"],
+        best_eval_epoch=state["best_eval_epoch"],
+        world_size=world,
+        effective_batch=config.effective_batch(world),
+        history=state["history"],
+    )
+
+
+def tokenize_examples(examples: list[Example], tokenizer, style: PromptStyle, loss_on: str, max_seq_length: int | None) -> list[dict]:
+    """Token ids and labels per example: prompt tokens are IGNORE unless loss_on == "full".
+    Prompt and response are tokenized apart and joined, so generation sees exactly the prompt
+    ids training saw. Raises TooLongError naming every example over max_seq_length."""
+    features, too_long = [], []
+    for example in examples:
+        prompt_ids, response_ids = encode(example, tokenizer, style)
+        ids = prompt_ids + response_ids
+        if loss_on == "full":
+            labels = [IGNORE] + ids[1:]
+        else:
+            labels = [IGNORE] * len(prompt_ids) + response_ids
+        if max_seq_length and len(ids) > max_seq_length:
+            too_long.append(f"{example.id or example.origin}: {len(ids)} tokens")
+        features.append({"input_ids": ids, "labels": labels, "n_labels": sum(l != IGNORE for l in labels[1:]), "id": example.id})
+    if too_long:
+        raise TooLongError(
+            f"{len(too_long)} example(s) longer than max_seq_length={max_seq_length} (nothing is truncated): "
+            + "; ".join(too_long[:10])
+            + f". Raise max_seq_length to at least {max(len(f['input_ids']) for f in features)} (`--set max_seq_length=N`) "
+            "or shorten those examples; `cefrtune data stats` recommends a value."
+        )
+    return features
+
+
+def encode(example: Example, tokenizer, style: PromptStyle) -> tuple[list[int], list[int]]:
+    prompt = style.prompt(example.level, example.words, tokenizer)
+    response = style.response(example.sentences, example.words, tokenizer)
+    return prompt_ids(prompt, tokenizer), tokenizer(response, add_special_tokens=False)["input_ids"]
+
+
+def prompt_ids(prompt: str, tokenizer) -> list[int]:
+    """Prompt token ids with a BOS token first when the tokenizer has one and the text lacks it."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos] + ids
+    return ids
+
+
+def collate(features: list[dict], pad_id: int, device) -> dict:
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[row, :n] = torch.tensor(f["input_ids"])
+        labels[row, :n] = torch.tensor(f["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+@torch.no_grad()
+def evaluate_features(loss_model, features: list[dict], batch_size: int, pad_id: int, accelerator=None) -> float:
+    """Token-weighted mean NLL over `features`, sharded over ranks when `accelerator` has several."""
+    world = accelerator.num_processes if accelerator else 1
+    rank = accelerator.process_index if accelerator else 0
+    device = accelerator.device if accelerator else next(loss_model.parameters()).device
+    was_training = loss_model.training
+    loss_model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    # Sort by length so batches carry little padding.
+    mine = sorted(features[rank::world], key=lambda f: len(f["input_ids"]))
+    for start in range(0, len(mine), batch_size):
+        loss_sum, n = loss_model(**collate(mine[start : start + batch_size], pad_id, device))
+        total += loss_sum.double()
+        count += n.double()
+    if accelerator and world > 1:
+        total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
+    loss_model.train(was_training)
+    return float(total / count)
+
+
+def _empty_like(feature: dict) -> dict:
+    """A feature with no counted label, for a rank that has no example in a micro-step."""
+    return {"input_ids": feature["input_ids"][:2], "labels": [IGNORE, IGNORE], "n_labels": 0}
+
+
+def _scheduler(optimizer, kind: str, warmup: int, total: int):
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    make = get_linear_schedule_with_warmup if kind == "linear" else get_cosine_schedule_with_warmup
+    return make(optimizer, num_warmup_steps=warmup, num_training_steps=total)
+
+
+def _tensorboard(folder: Path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder))
+
+
+def _save_adapter(model, folder: Path, style: PromptStyle, tokenizer) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=folder.parent))
+    model.save_pretrained(tmp)
+    style.save(tmp)
+    tokenizer.save_pretrained(tmp)
+    _replace_dir(tmp, folder)
+
+
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=folder.parent))
+    trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
+    torch.save({"model": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state()}, tmp / "state.pt")
+    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+    _replace_dir(tmp, folder)
+
+
+def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+    if not (folder / "state.pt").exists():
+        raise FileNotFoundError(f"{folder}: no checkpoint to resume from (train at least one epoch first)")
+    saved = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+    params = dict(model.named_parameters())
+    for name, value in saved["model"].items():
+        params[name].data.copy_(value)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    return json.loads((folder / "trainer_state.json").read_text())
+
+
+def _replace_dir(tmp: Path, folder: Path) -> None:
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

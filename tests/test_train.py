@@ -1,0 +1,129 @@
+"""Training on tiny config-built models (Llama and Gemma-3 architectures): no hub, seconds each."""
+
+import math
+
+import pytest
+import torch
+from peft import PeftModel
+
+import tiny
+from cefrtune.config import load_config
+from cefrtune.evaluate import loss_metrics
+from cefrtune.merge import merge
+from cefrtune.prompts import PromptStyle
+from cefrtune.train import TooLongError, train
+
+ARCHS = {"llama": tiny.llama, "gemma3": tiny.gemma3}
+
+
+def tiny_config(**overrides):
+    values = dict(model="tiny", per_device_train_batch_size=2, gradient_accumulation_steps=2, num_train_epochs=3,
+                  learning_rate=3e-3, warmup_ratio=0.0, lora_r=4, lora_alpha=8, train_dtype="fp32", max_seq_length=256,
+                  train_subset=None, eval_subset=None, per_device_eval_batch_size=2)
+    values.update(overrides)
+    return load_config("smoke", values)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_loss_goes_down_lora_changes_base_frozen(arch, tok, examples, tmp_path):
+    model = ARCHS[arch](len(tok))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(tiny_config(num_train_epochs=6, learning_rate=1e-2), examples[:6], examples[6:], tmp_path, model=model, tokenizer=tok)
+    losses = [h["loss"] for h in result.history if "loss" in h]
+    assert losses[-1] < losses[0] * 0.9
+    evals = [h["eval_loss"] for h in result.history if "eval_loss" in h]
+    assert min(evals) < evals[0]
+    after = model.state_dict()  # LoRA layers were injected into this very model
+    lora = {k: v for k, v in after.items() if "lora_B" in k}
+    assert lora and any(v.abs().sum() > 0 for v in lora.values())  # B starts at zero
+    for name, value in after.items():
+        if "lora_" in name:
+            continue
+        original = name.replace(".base_layer", "")
+        torch.testing.assert_close(value, before[original], rtol=0, atol=0)
+    assert result.steps_per_epoch == math.ceil(6 / 4) and result.total_steps == 6 * 2
+    assert (tmp_path / "adapter" / "prompt_style.json").exists()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_merged_equals_base_plus_adapter(arch, tok, examples, tmp_path):
+    train(tiny_config(num_train_epochs=2), examples[:6], examples[6:], tmp_path, model=ARCHS[arch](len(tok)), tokenizer=tok)
+    base = ARCHS[arch](len(tok))  # same seed -> same base weights
+    peft_model = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    ids = torch.tensor([tok("Evde kimse yok 1 2 3")["input_ids"]])
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+    merged = merge("tiny", tmp_path / "adapter", tmp_path / "merged", base_model=peft_model, tokenizer=tok)
+    with torch.no_grad():
+        torch.testing.assert_close(merged(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
+    assert PromptStyle.load(tmp_path / "merged").kind == "gemma_turns"
+
+
+def test_resume_after_interruption_gives_the_same_adapter(tok, examples, tmp_path, monkeypatch):
+    import cefrtune.train as train_module
+
+    config = tiny_config(num_train_epochs=3)
+    full = train(config, examples[:6], examples[6:], tmp_path / "full", model=tiny.llama(len(tok)), tokenizer=tok)
+    # An interrupted run: the process dies in epoch 2, after epoch 1's checkpoint was written.
+    original = train_module._save_checkpoint
+
+    def crash_after_first(folder, model, optimizer, scheduler, state):
+        original(folder, model, optimizer, scheduler, state)
+        raise KeyboardInterrupt("simulated crash")
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, examples[:6], examples[6:], tmp_path / "cut", model=tiny.llama(len(tok)), tokenizer=tok)
+    monkeypatch.setattr(train_module, "_save_checkpoint", original)
+    cut_state = (tmp_path / "cut" / "checkpoints" / "last" / "trainer_state.json").read_text()
+    assert '"epoch": 1' in cut_state
+    resumed = train(config, examples[:6], examples[6:], tmp_path / "cut", resume=True, model=tiny.llama(len(tok)), tokenizer=tok)
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "full" / "checkpoints" / "last" / ".." / ".." / "adapter" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "cut" / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+    assert resumed.best_eval_loss == pytest.approx(full.best_eval_loss, rel=1e-6)
+
+
+def test_too_long_example_is_refused_by_name(tok, examples, tmp_path):
+    with pytest.raises(TooLongError, match="e0"):
+        train(tiny_config(max_seq_length=20), examples[:4], examples[4:], tmp_path, model=tiny.llama(len(tok)), tokenizer=tok)
+
+
+def test_loss_definitions_on_a_hand_computed_example(tok, examples):
+    """full_text = mean NLL over every token after the first; response = over answer tokens only."""
+    from cefrtune.train import encode
+
+    model = tiny.llama(len(tok)).eval()
+    style = PromptStyle.for_tokenizer(tok)
+    example = examples[0]
+    prompt, response = encode(example, tok, style)
+    ids = torch.tensor([prompt + response])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+    nll = -logprobs[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+    expected_full = nll.mean().item()
+    expected_response = nll[len(prompt) - 1 :].mean().item()
+    got = loss_metrics(model, tok, style, [example])
+    assert got["full_text_loss"] == pytest.approx(expected_full, rel=1e-5)
+    assert got["response_loss"] == pytest.approx(expected_response, rel=1e-5)
+    assert got["response_ppl"] == pytest.approx(math.exp(got["response_loss"]), rel=1e-5)
+    assert got["full_text_tokens"] == ids.shape[1] - 1 and got["response_tokens"] == len(response)
+
+
+def test_chat_template_prompt_style(chat_tok, examples):
+    style = PromptStyle.for_tokenizer(chat_tok)
+    assert style.kind == "chat_template"
+    prompt = style.prompt("A1", examples[0].words, chat_tok)
+    response = style.response(examples[0].sentences, examples[0].words, chat_tok)
+    assert prompt.endswith("<|assistant|>\n") and response.startswith("1. ") and response.endswith("<|end|>\n")
+    assert style.stop_strings == ["<|end|>"]
