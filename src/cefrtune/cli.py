@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report")
     p.add_argument("--config", default=None, help="preset name in configs/ or a YAML file (default: a1-seed)")
     p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
-    p.add_argument("--level", default=None, help="A1..C1 (overrides the preset)")
+    p.add_argument("--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report")
     p.add_argument("--model", default=None, help="base model (overrides the preset)")
     p.add_argument("--data", default=None, help="dataset file (overrides the preset)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
@@ -85,7 +85,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=384)
     p.set_defaults(func=_generate)
+    p = data.add_parser("wordlists", help="check the word lists (one level per word, frequency by level)")
+    p.add_argument("--write", action="store_true", help="recompute the zipf column in place")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_data_wordlists)
+
+    p = data.add_parser("levels", help="level-ordering table of datasets (words, morphemes, readability, grammar)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_data_levels)
     return parser
+
+
+def _data_wordlists(args) -> int:
+    from cefrtune.data import check_wordlists
+
+    result = check_wordlists(write=args.write)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        for problem in result["problems"]:
+            print(problem)
+        for level, row in result["levels"].items():
+            print(f"{level}: {row['words']} words, mean zipf {row['mean_zipf']}, median {row['median_zipf']}")
+        print(f"frequency falls with level: {result['frequency_falls_with_level']}")
+    return 1 if result["problems"] else 0
+
+
+def _data_levels(args) -> int:
+    from collections import defaultdict
+
+    from cefrtune.data import level_ordering
+    from cefrtune.examples import load_examples
+
+    sets = defaultdict(list)
+    for path in args.files:
+        for example in load_examples(path):
+            sets[example.level].extend(example.sentences)
+    result = level_ordering(sets)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{'level':6}{'sentences':>10}{'words/sent':>12}{'morph/word':>12}{'Ateşman':>9}{'own grammar':>13}")
+    for level, row in result["levels"].items():
+        print(f"{level:6}{row['sentences']:>10}{row['words_per_sentence']:>12}{row['morphemes_per_word']:>12}{row['atesman']:>9}{row['level_grammar_share']:>13}")
+    print("Spearman (level vs measure): " + ", ".join(f"{k} {v}" for k, v in result["spearman"].items()))
+    return 0
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -102,16 +147,31 @@ def _overrides(pairs: list[str]) -> dict:
 
 def _run(args) -> int:
     from cefrtune.config import DEFAULT_PRESET, ConfigError, load_config
-    from cefrtune.run import run
+    from cefrtune.run import run, run_levels
+    from cefrtune.turkish import LEVELS
 
+    levels = None
+    if args.level and ("," in args.level or args.level.lower() == "all"):
+        levels = list(LEVELS) if args.level.lower() == "all" else [lvl.strip().upper() for lvl in args.level.split(",")]
+        unknown = [lvl for lvl in levels if lvl not in LEVELS]
+        if unknown:
+            print(f"cefrtune: unknown level(s) {', '.join(unknown)}; use {', '.join(LEVELS)} or all", file=sys.stderr)
+            return 2
     overrides = _overrides(args.set)
-    overrides.update({k: v for k, v in {"level": args.level, "model": args.model, "data": args.data, "max_steps": args.max_steps}.items() if v})
+    level = levels[0] if levels else (args.level.upper() if args.level else None)
+    overrides.update({k: v for k, v in {"level": level, "model": args.model, "data": args.data, "max_steps": args.max_steps}.items() if v})
     try:
         config = load_config(args.config or DEFAULT_PRESET, overrides)
     except ConfigError as err:
         print(f"cefrtune: {err}", file=sys.stderr)
         return 2
-    run(config, output=args.output, resume=args.resume)
+    if levels:
+        if args.resume:
+            print("cefrtune: --resume continues one level's run folder; pass that folder with --output and one --level", file=sys.stderr)
+            return 2
+        run_levels(config, levels, output=args.output)
+    else:
+        run(config, output=args.output, resume=args.resume)
     return 0
 
 

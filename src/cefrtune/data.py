@@ -226,32 +226,13 @@ def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: in
 # ---- word lists ---------------------------------------------------------------------------
 
 POS_TAGS = {"noun", "verb", "adj", "adv", "pron", "num", "det", "postp", "conj", "interj", "ques"}
-_HARMONY_I = {"a": "ı", "ı": "ı", "o": "u", "u": "u", "e": "i", "i": "i", "ö": "ü", "ü": "ü"}
-
-
-def word_zipf(word: str, pos: str) -> float:
-    """wordfreq's Turkish Zipf value; for a verb the highest of its infinitive and its common
-    finite forms (-DI past, -Iyor present), since the bare infinitive is rare in running text."""
-    from wordfreq import zipf_frequency
-
-    forms = [word]
-    if pos == "verb" and fold(word).endswith(("mak", "mek")):
-        stem = fold(word)[:-3]
-        vowels = [c for c in stem if c in _HARMONY_I]
-        if vowels:
-            i = _HARMONY_I[vowels[-1]]
-            d = "t" if stem[-1] in "çfhkpsşt" else "d"
-            forms += [stem + d + i, (stem[:-1] if stem[-1] in "aeıioöuü" else stem) + (i if stem[-1] not in "aeıioöuü" else _HARMONY_I[stem[-1]]) + "yor"]
-    return max(zipf_frequency(f, "tr") for f in forms)
-
-
 def check_wordlists(folder: str | Path | None = None, write: bool = False) -> dict:
     """Check data/wordlists/<level>.tsv: known POS tags, each word at one level only, every word
     known to the analyser, and frequency falling with the level. With `write`, (re)compute the
     zipf column in place. Returns per-level counts and median Zipf plus the problems found."""
     import csv
 
-    from cefrtune.levels import data_dir
+    from cefrtune.levels import data_dir, word_zipf
     from cefrtune.turkish import analyse_word
 
     folder = Path(folder) if folder else data_dir() / "wordlists"
@@ -285,7 +266,108 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
             from cefrtune.examples import write_text_atomic
 
             write_text_atomic(path, text)
-        result["levels"][level] = {"words": len(rows), "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None}
-    medians = [v["median_zipf"] for v in result["levels"].values() if v["median_zipf"] is not None]
-    result["frequency_falls_with_level"] = all(a > b for a, b in zip(medians, medians[1:]))
+        result["levels"][level] = {"words": len(rows), "mean_zipf": round(statistics.fmean(zipfs), 2) if zipfs else None,
+                                   "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None}
+    means = [v["mean_zipf"] for v in result["levels"].values() if v["mean_zipf"] is not None]
+    result["frequency_falls_with_level"] = all(a > b for a, b in zip(means, means[1:]))
     return result
+
+
+# ---- level ordering -----------------------------------------------------------------------
+
+_VOWELS = set("aeıioöuüâîû")
+# Morphemes that mark a bare form (no suffix on the surface).
+_UNMARKED = {"Noun", "Verb", "Adj", "Adv", "Pron", "Num", "Det", "Postp", "Conj", "Ques", "Interj", "Punc",
+             "A3sg", "Pnon", "Nom", "Zero", "Pres", "Prop"}
+
+
+def sentence_measures(sentence: str, level: str | None = None) -> dict:
+    """Words, morphemes per word, syllables per word and whether the sentence uses grammar of
+    `level` itself - the measures the level-ordering table compares."""
+    from cefrtune.levels import sentence_grammar
+
+    grammar = sentence_grammar(sentence)
+    tokens = grammar.tokens
+    # Morphemes of the reading the grammar check settled on: the stem plus every suffix with a surface.
+    morphemes = [1 + sum(m not in _UNMARKED for m in r.morphemes) if r else 1 for r in grammar.readings]
+    syllables = sum(sum(ch in _VOWELS for ch in fold(t.text)) or 1 for t in tokens)
+    return {
+        "words": len(tokens),
+        "morphemes_per_word": sum(morphemes) / max(len(tokens), 1),
+        "syllables": syllables,
+        "level_grammar": grammar.uses(level) if level else False,
+        "grammar_level": LEVELS.index(grammar.level),
+    }
+
+
+def level_ordering(sets: dict[str, list[str]]) -> dict:
+    """Per level: mean words per sentence, morphemes per word, Ateşman readability
+    (198.825 - 40.175 x syllables/word - 2.610 x words/sentence) and the share of sentences using
+    grammar of their own level; plus the Spearman correlation between level and each measure over
+    all sentences (readability should fall as the level rises, so its correlation is reported
+    negated: positive = ordered as expected; for grammar, each sentence's highest feature level)."""
+    from scipy.stats import spearmanr
+
+    rows, per_sentence = {}, {"level": [], "words": [], "morphemes_per_word": [], "atesman": [], "grammar_level": []}
+    for level in LEVELS:
+        sentences = sets.get(level) or []
+        if not sentences:
+            continue
+        measures = [sentence_measures(s, level) for s in sentences]
+        words = sum(m["words"] for m in measures)
+        syllables = sum(m["syllables"] for m in measures)
+        rows[level] = {
+            "sentences": len(sentences),
+            "words_per_sentence": round(words / len(sentences), 2),
+            "morphemes_per_word": round(statistics.fmean(m["morphemes_per_word"] for m in measures), 3),
+            "atesman": round(198.825 - 40.175 * syllables / max(words, 1) - 2.610 * words / len(sentences), 1),
+            "level_grammar_share": round(sum(m["level_grammar"] for m in measures) / len(sentences), 3),
+        }
+        for m in measures:
+            per_sentence["level"].append(LEVELS.index(level))
+            per_sentence["words"].append(m["words"])
+            per_sentence["morphemes_per_word"].append(m["morphemes_per_word"])
+            per_sentence["atesman"].append(-(198.825 - 40.175 * m["syllables"] / max(m["words"], 1) - 2.610 * m["words"]))
+            per_sentence["grammar_level"].append(m["grammar_level"])
+    spearman = {}
+    if len(rows) > 1:
+        for key, name in (("words", "words_per_sentence"), ("morphemes_per_word", "morphemes_per_word"),
+                          ("atesman", "atesman_difficulty"), ("grammar_level", "grammar_level")):
+            spearman[name] = round(float(spearmanr(per_sentence["level"], per_sentence[key]).statistic), 3)
+    return {"levels": rows, "spearman": spearman}
+
+
+# ---- stats --------------------------------------------------------------------------------
+
+
+def stats(paths: list[str | Path], model: str = "gemma-3-270m") -> dict:
+    """Examples, distinct words, sentence lengths and token lengths (prompt + answer under the
+    model's tokenizer and prompt style), with a recommended max_seq_length and why."""
+    from transformers import AutoTokenizer
+
+    from cefrtune import models
+    from cefrtune.prompts import PromptStyle
+    from cefrtune.train import encode
+
+    examples = [e for path in paths for e in load_examples(path)]
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve(model).path)
+    style = PromptStyle.for_tokenizer(tokenizer)
+    lengths, longest_id = [], None
+    for example in examples:
+        prompt, response = encode(example, tokenizer, style)
+        lengths.append(len(prompt) + len(response))
+        if len(prompt) + len(response) == max(lengths):
+            longest_id = example.id or example.origin
+    words = [len(tokenize(s)) for e in examples for s in e.sentences]
+    longest = max(lengths)
+    recommended = max(64, math.ceil(longest * 1.25 / 64) * 64)
+    return {
+        "examples": len(examples),
+        "distinct_target_words": len({fold(w) for e in examples for w in e.words}),
+        "sentence_words": _length_stats(words),
+        "tokens": {**_length_stats(lengths), "longest_example": longest_id},
+        "tokenizer": model,
+        "recommended_max_seq_length": recommended,
+        "reason": f"the longest example has {longest} tokens ({longest_id}); {recommended} leaves 25 % headroom, rounded to 64. "
+                  "Training refuses any example longer than max_seq_length (nothing is truncated).",
+    }

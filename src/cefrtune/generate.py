@@ -92,9 +92,8 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steer) for i, j in failing]
         texts = complete(prefixes, 64, True, seed + attempt, True)
         for (i, j), text in zip(failing, texts):
-            candidate = _first_line(text)
-            if steer:
-                candidate = _steer_head(results[i]["words"][j]) + candidate
+            line = text.lstrip("\n").split("\n", 1)[0]
+            candidate = ((_steer_head(results[i]["words"][j]) if steer else "") + line).strip()
             tries[i][j] += 1
             trial = dict(results[i])
             trial["sentences"] = list(results[i]["sentences"])
@@ -120,6 +119,13 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         "attempt_budget": attempts,
     }
     return results, summary
+
+
+def default_max_new_tokens(examples, tokenizer, style: PromptStyle) -> int:
+    """1.5 x the longest reference answer in tokens: room to spare, but a model that never stops
+    does not decode for minutes."""
+    longest = max(len(tokenizer(style.response(e.sentences, e.words, tokenizer), add_special_tokens=False)["input_ids"]) for e in examples)
+    return int(longest * 1.5) + 8
 
 
 def _check_all(result: dict, train_keys) -> list:
@@ -155,10 +161,6 @@ def _steer_head(word: str) -> str:
     return stem[:1].upper() + stem[1:]
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0].strip() if text.strip() else ""
-
-
 def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     for stop in style.stop_strings:
@@ -172,7 +174,7 @@ def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: f
     """A `complete` function over a Hugging Face model: batched, left-padded, shortest first."""
 
     def complete(prompts, max_new_tokens, sample, seed, stop_at_newline):
-        return _generate(model, tokenizer, style, prompts, batch_size * (4 if stop_at_newline else 1), max_new_tokens, sample,
+        return _generate(model, tokenizer, style, prompts, batch_size, max_new_tokens, sample,
                          temperature, top_p, seed, progress, "regenerate" if stop_at_newline else "generate", stop_at_newline)
 
     return complete

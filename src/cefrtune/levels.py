@@ -26,6 +26,22 @@ SENTENCE_LENGTH = {"A1": (3, 10), "A2": (4, 13), "B1": (6, 16), "B2": (8, 20), "
 
 # zeyrek morpheme id -> (level, feature name as a teacher says it).
 MORPHEME_LEVEL: dict[str, tuple[str, str]] = {
+    "Prog1": ("A1", "present continuous -Iyor"),
+    "Past": ("A1", "past -DI"),
+    "Imp": ("A1", "imperative"),
+    "Ques": ("A1", "question particle mI"),
+    "Loc": ("A1", "locative"),
+    "Dat": ("A1", "dative"),
+    "Abl": ("A1", "ablative"),
+    "Acc": ("A1", "accusative"),
+    "Gen": ("A1", "genitive"),
+    "Ins": ("A1", "instrumental"),
+    "P1sg": ("A1", "possessive"),
+    "P2sg": ("A1", "possessive"),
+    "P3sg": ("A1", "possessive"),
+    "P1pl": ("A1", "possessive"),
+    "P2pl": ("A1", "possessive"),
+    "P3pl": ("A1", "possessive"),
     "Fut": ("A1", "future -AcAk"),
     "Aor": ("A2", "aorist -Ir/-Ar"),
     "Narr": ("A2", "reported past -mIş"),
@@ -81,6 +97,8 @@ class SentenceGrammar:
 
     tokens: tuple[Token, ...]
     features: tuple[Feature, ...]
+    readings: tuple[Analysis | None, ...] = ()
+    """The reading of each token the level was taken from (None for unknown tokens)."""
 
     @property
     def level(self) -> str:
@@ -102,19 +120,32 @@ def sentence_grammar(sentence: str) -> SentenceGrammar:
     """Analyse a sentence and list its grammar features with their levels."""
     tokens = analyse_sentence(sentence)
     features: list[Feature] = []
+    chosen: list[Analysis | None] = []
     for i, token in enumerate(tokens):
         following = fold(tokens[i + 1].text) if i + 1 < len(tokens) else ""
         if not token.analyses:
+            chosen.append(None)
             continue
-        readings = [_reading_features(a, following, token.text) for a in token.analyses]
-        lowest = min(readings, key=lambda fs: max((level_index(f.level) for f in fs), default=0))
+        analyses = _drop_spurious_participles(token.analyses)
+        readings = [(_reading_features(a, following, token.text), a) for a in analyses]
+        lowest, reading = min(readings, key=lambda fr: (max((level_index(f.level) for f in fr[0]), default=0), -len(fr[1].morphemes)))
         features.extend(lowest)
-    return SentenceGrammar(tuple(tokens), tuple(features))
+        chosen.append(reading)
+    return SentenceGrammar(tuple(tokens), tuple(features), tuple(chosen))
 
 
 # Words whose suffix is lexicalised and taught early: `olarak` (as), `-mAyA başlamak` is not
 # listed here because its verbal noun is real B1 grammar.
 _LEXICALISED = {"olarak"}
+
+
+def _drop_spurious_participles(analyses: tuple[Analysis, ...]) -> tuple[Analysis, ...]:
+    """zeyrek reads every -mIştI also as a -mIş participle + copula (`gelmiş` + `-ti`); with the
+    lowest-reading rule that hides the pluperfect. Drop the participle reading when a finite
+    -mIş reading of the same verb exists."""
+    finite = {a.lemma for a in analyses if "Narr" in a.morphemes}
+    kept = tuple(a for a in analyses if not ("NarrPart" in a.morphemes and a.lemma in finite))
+    return kept or analyses
 
 
 def _reading_features(analysis: Analysis, following: str, word: str) -> list[Feature]:
@@ -193,3 +224,25 @@ def word_level(lemma: str) -> str | None:
         if folded in wordlist(lvl):
             return lvl
     return None
+
+
+_HARMONY_I = {"a": "ı", "ı": "ı", "o": "u", "u": "u", "e": "i", "i": "i", "ö": "ü", "ü": "ü"}
+
+
+@functools.lru_cache(maxsize=50_000)
+def word_zipf(word: str, pos: str) -> float:
+    """wordfreq's Turkish Zipf value; for a verb the highest of its infinitive and its common
+    finite forms (-DI past, -Iyor present), since the bare infinitive is rare in running text."""
+    from wordfreq import zipf_frequency
+
+    forms = [word]
+    if pos == "verb" and fold(word).endswith(("mak", "mek")):
+        stem = fold(word)[:-3]
+        vowels = [c for c in stem if c in _HARMONY_I]
+        if vowels:
+            i = _HARMONY_I[vowels[-1]]
+            d = "t" if stem[-1] in "çfhkpsşt" else "d"
+            forms += [stem + d + i, (stem[:-1] if stem[-1] in "aeıioöuü" else stem) + (i if stem[-1] not in "aeıioöuü" else _HARMONY_I[stem[-1]]) + "yor"]
+    return max(zipf_frequency(f, "tr") for f in forms)
+
+

@@ -50,7 +50,9 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
     """sum_i CE(hidden_i @ weight.T, target_i) for a frozen `weight`, chunked over rows.
 
     The backward needs only d(loss)/d(hidden) = (softmax - onehot) @ weight, which is computed in
-    the forward pass chunk by chunk, so no logits are kept for backward."""
+    the forward pass chunk by chunk, so no logits are kept for backward. Each chunk's softmax is
+    done in place on one fp32 buffer (max, subtract, exp, sum, scale): the vocabulary-sized
+    arrays are the cost here, so every pass over them counts."""
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, chunk_size, softcap):
@@ -61,16 +63,10 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start : start + chunk_size]
             y = targets[start : start + chunk_size]
-            raw = (h @ weight.t()).to(accumulate)
-            logits = softcap * torch.tanh(raw / softcap) if softcap else raw
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+            loss, grad_chunk = _chunk(h, weight, y, softcap, accumulate, need_grad)
+            total += loss
             if need_grad:
-                probs = torch.exp(logits - lse[:, None])
-                probs[torch.arange(len(y)), y] -= 1.0
-                if softcap:
-                    probs *= 1.0 - (logits / softcap) ** 2
-                grad[start : start + chunk_size] = (probs.to(weight.dtype) @ weight).to(hidden.dtype)
+                grad[start : start + chunk_size] = grad_chunk
         ctx.save_for_backward(grad if need_grad else hidden.new_zeros(0))
         ctx.need_grad = need_grad
         return total
@@ -81,3 +77,23 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
         if not ctx.need_grad:
             return None, None, None, None, None
         return grad * grad_output.to(grad.dtype), None, None, None, None
+
+
+def _chunk(h, weight, y, softcap, accumulate, need_grad):
+    rows = torch.arange(len(y), device=y.device)
+    logits = (h @ weight.t()).to(accumulate)
+    if softcap:
+        logits = softcap * torch.tanh(logits / softcap)
+        capped = logits.clone() if need_grad else None
+    target_logit = logits[rows, y]
+    peak = logits.amax(dim=-1, keepdim=True)
+    probs = logits.sub_(peak).exp_()  # in place: `logits` is now exp(logits - max)
+    norm = probs.sum(dim=-1, keepdim=True)
+    loss = (peak.squeeze(1) + norm.squeeze(1).log() - target_logit).sum()
+    if not need_grad:
+        return loss, None
+    probs.div_(norm)
+    probs[rows, y] -= 1.0
+    if softcap:
+        probs.mul_(1.0 - (capped / softcap) ** 2)
+    return loss, (probs.to(weight.dtype) @ weight).to(h.dtype)

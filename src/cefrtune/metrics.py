@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cefrtune.levels import level_index, sentence_grammar, word_level, wordlist
+from cefrtune.levels import level_index, sentence_grammar, word_level, word_zipf, wordlist
 from cefrtune.turkish import LEVELS, fold, find_word, tokenize
 
 CONTENT_POS = {"Noun", "Verb", "Adj", "Adv"}
@@ -88,12 +88,12 @@ def check_sentence(sentence: str | None, word: str, level: str, index: int = 0,
         elif not token.known:
             check.unknown_tokens.append(token.text)
         else:
-            lemma = _content_lemma(token)
-            if lemma is None:
+            candidates = _content_candidates(token)
+            if not candidates:
                 continue
             check.content_lemmas += 1
-            if not (token.lemmas & given) and _vocab_above(lemma, level):
-                check.above_level_vocab.append(f"{token.text} ({lemma})")
+            if not (token.lemmas & given) and not any(_vocab_within(c, level) for c in candidates):
+                check.above_level_vocab.append(f"{token.text} ({min(token.lemmas)})")
     check.above_level_grammar = [f"{f.word}: {f.name} ({f.level})" for f in grammar.above(level)]
     key = sentence_key(sentence)
     check.copied_from_train = key in train_keys
@@ -102,25 +102,24 @@ def check_sentence(sentence: str | None, word: str, level: str, index: int = 0,
     return check
 
 
-def _content_lemma(token) -> str | None:
-    """The lemma of a content word's lowest-level reading, None for function words."""
+def _content_candidates(token) -> list[str]:
+    """Words a content token may be judged by: its lemmas and its own form (a derived word like
+    `önemli` may be listed while its root `önem` is a later word). Empty for function words."""
     if any(a.pos not in CONTENT_POS for a in token.analyses):
-        return None  # some reading is a function word (`için`, `bir`): never counted as vocabulary
-    lemmas = [a.lemma for a in token.analyses]
-    # Prefer a lemma a word list knows, at the lowest level.
-    ranked = sorted(lemmas, key=lambda lem: level_index(word_level(lem)) if word_level(lem) else len(LEVELS))
-    return ranked[0]
+        return []  # some reading is a function word (`için`, `bir`): never counted as vocabulary
+    return sorted({a.lemma for a in token.analyses} | {fold(token.text.split("'")[0])})
 
 
-def _vocab_above(lemma: str, level: str) -> bool:
-    listed = word_level(lemma)
+def _vocab_within(word: str, level: str) -> bool:
+    """Within level: listed at this level or below; or listed nowhere and at least as frequent
+    as the level's floor. A word listed only at a higher level is above."""
+    listed = word_level(word)
     if listed is not None:
-        return level_index(listed) > level_index(level)
+        return level_index(listed) <= level_index(level)
     if not any(wordlist(lvl) for lvl in LEVELS):
-        return False  # no project lists shipped: nothing to judge by
-    from wordfreq import zipf_frequency
-
-    return zipf_frequency(lemma, "tr") < FREQUENCY_FLOOR[level]
+        return True  # no project lists shipped: nothing to judge by
+    pos = "verb" if word.endswith(("mak", "mek")) else "noun"
+    return word_zipf(word, pos) >= FREQUENCY_FLOOR[level]
 
 
 def score(items: list[dict], train_sentences: list[str] | None = None) -> dict:

@@ -168,3 +168,34 @@ def _fmt(value) -> str:
 
 def _cell(text) -> str:
     return (text or "*(missing)*").replace("|", "\\|")
+
+
+def render_levels(summary: dict) -> str:
+    """The cross-level report of `cefrtune run --level all`."""
+    lines = ["# All levels: results", "", "## Loss and perplexity (eval split of each level; baseline -> tuned)", "",
+             "| level | train / eval | steps | response loss | response ppl | full-text loss | improvement (response loss) |",
+             "|---|---|---|---|---|---|---|"]
+    for level, m in summary["per_level"].items():
+        b, t = m["baseline"], m["tuned"]
+        lines.append(f"| {level} | {m['train_examples']} / {m['eval_examples']} | {m['total_steps']} | "
+                     f"{b['response_loss']:.3f} -> {t['response_loss']:.3f} | {b['response_ppl']:.2f} -> {t['response_ppl']:.2f} | "
+                     f"{b['full_text_loss']:.3f} -> {t['full_text_loss']:.3f} | {m['improvement']['response_loss_pct']:.1f} % |")
+    if any("generation" in m["tuned"] for m in summary["per_level"].values()):
+        lines += ["", "## Generated sentences (tuned model, greedy)", "",
+                  "| level | format_valid | target_word_used | unknown_token_rate | above_level_grammar_rate | pass_rate |", "|---|---|---|---|---|---|"]
+        for level, m in summary["per_level"].items():
+            g = m["tuned"].get("generation", {})
+            lines.append(f"| {level} | " + " | ".join(_fmt(g.get(k, "-")) for k in ("format_valid", "target_word_used", "unknown_token_rate",
+                                                                                     "above_level_grammar_rate", "pass_rate")) + " |")
+    for title, key in (("reference sentences", "ordering_reference"), ("generated sentences", "ordering_generated")):
+        ordering = summary.get(key) or {}
+        if not ordering:
+            continue
+        lines += ["", f"## Level ordering: {title}", "",
+                  "| level | sentences | words / sentence | morphemes / word | Ateşman readability | own-level grammar |", "|---|---|---|---|---|---|"]
+        for level, row in ordering["levels"].items():
+            lines.append(f"| {level} | {row['sentences']} | {row['words_per_sentence']} | {row['morphemes_per_word']} | {row['atesman']} | {row['level_grammar_share']} |")
+        if ordering.get("spearman"):
+            lines += ["", "Spearman correlation with the level (positive = harder as the level rises; readability negated): "
+                      + ", ".join(f"{k} {v}" for k, v in ordering["spearman"].items())]
+    return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ from cefrtune.data import split_examples
 from cefrtune.examples import load_examples, write_examples, write_text_atomic
 
 MERGE_TOLERANCE = 1e-3
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 class MergeMismatch(RuntimeError):
@@ -63,11 +64,8 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     base_model, tokenizer, resolved = models.load(config.model, dtype=torch.float32)
     style = PromptStyle.load(result.adapter_dir)
     longest = max(len(f["input_ids"]) for f in tokenize_examples(train_examples + eval_examples, tokenizer, style, "full", None))
-    print("cefrtune: evaluating the baseline ...", flush=True)
+    print("cefrtune: evaluating the baseline and the tuned model ...", flush=True)
     baseline = loss_metrics(base_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
-    train_sentences = [s for e in train_examples for s in e.sentences]
-    if config.generate:
-        baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, "baseline"))
 
     from peft import PeftModel
 
@@ -89,9 +87,16 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     samples = []
     reference = {}
     if config.generate:
-        tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, "tuned"))
+        from cefrtune.generate import default_max_new_tokens
         from cefrtune.metrics import score
 
+        gen_dtype = DTYPES[config.generation_dtype]
+        max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
+        train_sentences = [s for e in train_examples for s in e.sentences]
+        base_model, _, _ = models.load(config.model, dtype=gen_dtype)
+        baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))
+        del base_model
+        tuned.update(_generation(merged.to(gen_dtype), tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
         reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
         reference.pop("per_item")
         samples = [
@@ -108,14 +113,14 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     return run_dir
 
 
-def _generation(model, tokenizer, style, eval_examples, train_sentences, config: RunConfig, name: str) -> dict:
+def _generation(model, tokenizer, style, eval_examples, train_sentences, config: RunConfig, max_new_tokens: int, name: str) -> dict:
     from cefrtune.generate import Request, generate_checked, generate_lists
     from cefrtune.metrics import score
 
     requests = [Request(e.level, e.words) for e in eval_examples]
     print(f"cefrtune: generating with the {name} model ...", flush=True)
     started = time.perf_counter()
-    raw = generate_lists(model, tokenizer, style, requests, config.generation_batch_size, config.max_new_tokens, progress=True)
+    raw = generate_lists(model, tokenizer, style, requests, config.generation_batch_size, max_new_tokens, progress=True)
     seconds = time.perf_counter() - started
     scored = score(raw, train_sentences)
     scored["seconds"] = round(seconds, 2)
@@ -123,7 +128,7 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
     out = {"generation": scored, "generation_sentences": [r["sentences"] for r in raw]}
     if config.checked_attempts:
         results, checked = generate_checked(model, tokenizer, style, requests, config.checked_attempts, train_sentences,
-                                            config.generation_batch_size, config.max_new_tokens, seed=config.seed, progress=True)
+                                            config.generation_batch_size, max_new_tokens, seed=config.seed, progress=True)
         checked["flagged_sentences"] = [dict(f, words=r["words"]) for r in results for f in r["flagged"]][:50]
         out["checked_generation"] = checked
     return out
@@ -218,3 +223,48 @@ def _peak_rss_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_levels(config: RunConfig, levels: list[str], output: str | Path | None = None) -> Path:
+    """`cefrtune run --level all`: one adapter per level, one after another (each level's run
+    folder under `output`), then a cross-level report comparing them and checking that the
+    levels really differ (level-ordering table of reference and generated sentences)."""
+    import dataclasses
+
+    from cefrtune.data import level_ordering
+
+    output = Path(output or Path("runs") / f"levels-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if output.exists() and any(output.iterdir()):
+        raise FileExistsError(f"{output} already holds runs; choose another --output")
+    per_level = {}
+    for level in levels:
+        level_config = dataclasses.replace(config, level=level, data=None if config.data is None else config.data)
+        run_dir = run(level_config, output=output / level.lower())
+        per_level[level] = json.loads((run_dir / "metrics.json").read_text())
+    reference = {}
+    generated = {}
+    for level, metrics in per_level.items():
+        run_dir = Path(metrics["run_dir"])
+        for split in ("train", "eval"):
+            for example in load_examples(run_dir / "data" / f"training_data_{level.lower()}_list_format_{split}.json"):
+                reference.setdefault(level, []).extend(example.sentences)
+        items = metrics.get("tuned", {}).get("generation", {}).get("per_item", [])
+        generated[level] = [s["sentence"] for item in items for s in item["sentences"] if s["sentence"]]
+    summary = {
+        "levels": list(per_level),
+        "per_level": {
+            level: {key: m[key] for key in ("train_examples", "eval_examples", "total_steps", "train_runtime_s", "best_eval_loss",
+                                             "baseline", "tuned", "improvement") if key in m}
+            for level, m in per_level.items()
+        },
+        "ordering_reference": level_ordering(reference),
+        "ordering_generated": level_ordering(generated) if any(generated.values()) else {},
+    }
+    for entry in summary["per_level"].values():
+        for side in ("baseline", "tuned"):
+            if "generation" in entry.get(side, {}):
+                entry[side]["generation"] = {k: v for k, v in entry[side]["generation"].items() if k != "per_item"}
+    write_text_atomic(output / "levels.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(output / "levels_report.md", report.render_levels(summary))
+    print(f"cefrtune: cross-level report -> {output / 'levels_report.md'}", flush=True)
+    return output

@@ -15,7 +15,7 @@ import torch
 from cefrtune.prompts import PromptStyle
 
 
-def load_generator(name: str, dtype: torch.dtype = torch.float32):
+def load_generator(name: str, dtype: torch.dtype = torch.bfloat16):
     from cefrtune import models
 
     path = Path(name)

@@ -102,6 +102,8 @@ def train(
     )
     model = get_peft_model(model, lora, autocast_adapter_dtype=True)  # adapter weights in fp32
     loss_model = CausalLMLoss(model, config.loss_chunk_size)
+    if config.compile:
+        loss_model = torch.compile(loss_model, dynamic=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
 
@@ -129,6 +131,9 @@ def train(
 
     bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"train {config.level}", unit="step", disable=not main)
     adapter_dir = out_dir / "adapter"
+    # The frozen base is bf16; autocast runs the fp32 LoRA matmuls in bf16 too (the adapter's
+    # master weights and optimizer state stay fp32). Only the small LoRA weights are cast per step.
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bf16")
     for epoch in range(state["epoch"] + 1, config.num_train_epochs + 1):
         if state["global_step"] >= total_steps:
             break
@@ -149,7 +154,7 @@ def train(
                 tokens_seen += int(batch["attention_mask"].sum())
                 sync = m == len(micro) - 1
                 context = accelerator.no_sync(loss_model) if not sync and world > 1 else _nullcontext()
-                with context:
+                with context, autocast:
                     loss_sum, _ = loss_model(**batch)
                     # DDP averages gradients over ranks; scale so the result is the global token mean.
                     accelerator.backward(loss_sum * world / window_tokens)

@@ -1,0 +1,176 @@
+"""Training throughput: cefrtune's trainer against plain TRL SFTTrainer + PEFT, side by side.
+
+    python benchmarks/train_throughput.py            # default: 6 optimizer steps, batch 8, r 128
+    python benchmarks/train_throughput.py --short    # 2 steps, a quick check
+    python benchmarks/train_throughput.py --model PATH --steps 10
+
+Same model, data (the A1 train split), LoRA config (all linear layers), batch and number of
+optimizer steps for every contender; each runs in its own process, one after another, so peak
+RSS is its own. Printed per contender: tokens/s, peak RSS, train loss after the steps and
+response loss on the eval split (computed by the same code for all); then the speed ratios and
+cefrtune's model FLOPs utilisation against a bf16 matmul peak measured in this run.
+Figures are ratios within one run: the machine is shared and absolute times drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lora-r", type=int, default=128)
+    parser.add_argument("--short", action="store_true", help="2 steps and a smaller eval set")
+    parser.add_argument("--only", choices=["trl_bf16", "trl_fp32", "cefrtune"], help="run one contender (used internally)")
+    args = parser.parse_args()
+    if args.short:
+        args.steps = 2
+    if args.only:
+        print(json.dumps(run_one(args)))
+        return
+    results = {}
+    for name in ("trl_bf16", "trl_fp32", "cefrtune"):
+        cmd = [sys.executable, __file__, "--only", name, "--model", args.model, "--steps", str(args.steps),
+               "--batch", str(args.batch), "--lora-r", str(args.lora_r)] + (["--short"] if args.short else [])
+        print(f"running {name} ...", flush=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{name} failed")
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    peak = bf16_peak_gflops()
+    print()
+    print(f"{'contender':12}{'tokens/s':>10}{'peak RSS':>11}{'train loss':>12}{'eval loss':>11}{'seconds':>9}")
+    for name, r in results.items():
+        print(f"{name:12}{r['tokens_per_s']:>10.1f}{r['peak_rss_mb'] / 1024:>9.2f}GB{r['train_loss']:>12.4f}{r['eval_loss']:>11.4f}{r['seconds']:>9.1f}")
+    c = results["cefrtune"]
+    print()
+    print(f"speed-up cefrtune / TRL bf16: {c['tokens_per_s'] / results['trl_bf16']['tokens_per_s']:.2f}x")
+    print(f"speed-up cefrtune / TRL fp32: {c['tokens_per_s'] / results['trl_fp32']['tokens_per_s']:.2f}x")
+    print(f"eval loss difference cefrtune vs TRL bf16: {100 * (c['eval_loss'] - results['trl_bf16']['eval_loss']) / results['trl_bf16']['eval_loss']:+.2f} %")
+    achieved = c["flops"] / c["seconds"] / 1e9
+    print(f"cefrtune model FLOPs: {achieved:.0f} GFLOP/s of a measured bf16 matmul peak of {peak:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} %")
+
+
+def bf16_peak_gflops() -> float:
+    a = torch.randn(2048, 2048, dtype=torch.bfloat16)
+    b = torch.randn(2048, 2048, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = max(best, 5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def load_split(short: bool):
+    from cefrtune.data import split_examples
+    from cefrtune.examples import load_examples
+
+    train, evaluation = split_examples(load_examples(ROOT / "data" / "a1.jsonl"), 0.1, 42)
+    return train, evaluation[:6] if short else evaluation
+
+
+def run_one(args) -> dict:
+    from cefrtune import models
+    from cefrtune.evaluate import loss_metrics
+    from cefrtune.prompts import PromptStyle
+    from cefrtune.train import tokenize_examples
+
+    train_examples, eval_examples = load_split(args.short)
+    used = [train_examples[i % len(train_examples)] for i in range(args.steps * args.batch)]
+    name = args.only
+    dtype = torch.float32 if name.startswith("trl") else torch.bfloat16
+    model, tokenizer, _ = models.load(args.model, dtype=dtype)
+    style = PromptStyle.for_tokenizer(tokenizer)
+    features = tokenize_examples(used, tokenizer, style, "response", None)
+    tokens = sum(len(f["input_ids"]) for f in features)
+    if name.startswith("trl"):
+        seconds, train_loss, model = run_trl(model, tokenizer, style, used, args, bf16=name == "trl_bf16")
+    else:
+        seconds, train_loss, model = run_cefrtune(model, tokenizer, used, eval_examples, args)
+    eval_loss = loss_metrics(model.float(), tokenizer, style, eval_examples)["response_loss"]
+    return {
+        "tokens_per_s": tokens / seconds,
+        "seconds": seconds,
+        "tokens": tokens,
+        "train_loss": train_loss,
+        "eval_loss": eval_loss,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "flops": training_flops(model, features, args.lora_r),
+    }
+
+
+def run_trl(model, tokenizer, style, examples, args, bf16: bool):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    rows = [{"prompt": style.prompt(e.level, e.words, tokenizer), "completion": style.response(e.sentences, e.words, tokenizer)} for e in examples]
+    config = SFTConfig(
+        output_dir="/tmp/cefrtune-bench-trl", per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
+        max_steps=args.steps, learning_rate=2e-4, warmup_ratio=0.0, lr_scheduler_type="linear", bf16=bf16,
+        use_cpu=True, report_to=[], logging_steps=1, save_strategy="no", max_length=512, seed=42,
+        dataloader_drop_last=False, completion_only_loss=True,
+    )
+    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return seconds, losses[-1], trainer.model.merge_and_unload()
+
+
+def run_cefrtune(model, tokenizer, examples, eval_examples, args):
+    from cefrtune.config import load_config
+    from cefrtune.train import train
+
+    config = load_config(None, dict(model=args.model, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
+                                     max_steps=args.steps, num_train_epochs=1, learning_rate=2e-4, warmup_ratio=0.0,
+                                     lora_r=args.lora_r, lora_alpha=2 * args.lora_r, generate=False))
+    out = Path("/tmp/cefrtune-bench-cefrtune")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    result = train(config, examples, eval_examples[:1], out, model=model, tokenizer=tokenizer)
+    from peft import PeftModel
+
+    merged = PeftModel.from_pretrained(model.get_base_model() if hasattr(model, "get_base_model") else model, out / "adapter")
+    return result.train_runtime_s, result.final_train_loss, merged.merge_and_unload()
+
+
+def training_flops(model, features, lora_r: int) -> float:
+    """Model FLOPs of LoRA training: frozen body forward + input-gradient (4 x params x tokens),
+    LoRA forward + both gradients (6 x LoRA params x tokens), LM head on answer tokens only
+    (forward + input-gradient: 4 x vocab x hidden each). Attention scores are left out (small at
+    these lengths)."""
+    config = model.config
+    head = config.vocab_size * config.hidden_size
+    linear = [p for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n and p.dim() == 2]
+    body = sum(p.numel() for p in linear)
+    lora = sum(lora_r * (p.shape[0] + p.shape[1]) for p in linear)
+    tokens = sum(len(f["input_ids"]) for f in features)
+    answer = sum(f["n_labels"] for f in features)
+    return 4 * body * tokens + 6 * lora * tokens + 4 * head * answer
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Every shipped preset parses and validates; every problem is listed at once."""
+
+from pathlib import Path
+
+import pytest
+
+from cefrtune.config import CONFIG_DIR, ConfigError, load_config
+
+PRESETS = sorted(CONFIG_DIR.glob("*.yaml"))
+ACCELERATE = sorted((CONFIG_DIR / "accelerate").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_every_preset_parses(path):
+    config = load_config(path.stem)
+    assert path.read_text().startswith("#") and "cefrtune run" in path.read_text().splitlines()[1] + path.read_text().splitlines()[2]
+    assert config.level == "A1"
+
+
+def test_seed_preset_is_the_seed():
+    c = load_config("a1-seed")
+    assert (c.max_seq_length, c.per_device_train_batch_size, c.gradient_accumulation_steps, c.learning_rate,
+            c.num_train_epochs, c.warmup_ratio, c.lora_r, c.lora_alpha, c.target_modules) == (512, 16, 4, 2e-4, 10, 0.1, 128, 256, "all-linear")
+    assert c.model == "gemma-3-270m"
+    assert load_config("llama-3.2-1b-a1-seed").model == "meta-llama/Llama-3.2-1B-Instruct"
+
+
+def test_all_problems_listed_at_once():
+    with pytest.raises(ConfigError) as err:
+        load_config("smoke", {"level": "D1", "learning_rate": -1, "loss_on": "all", "lora_r": 0})
+    message = str(err.value)
+    assert "4 problem(s)" in message
+    for field in ("level", "learning_rate", "loss_on", "lora_r"):
+        assert f"{field}:" in message
+
+
+def test_unknown_field_is_named():
+    with pytest.raises(ConfigError, match="unknown field.*lora_rank"):
+        load_config("smoke", {"lora_rank": 8})
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.stem)
+def test_accelerate_configs_parse(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    assert config.num_processes >= 2
+    assert "accelerate launch --config_file configs/accelerate/" in path.read_text()

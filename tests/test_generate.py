@@ -1,0 +1,81 @@
+"""Checked generation driven by a scripted generator: regenerates only failing sentences,
+respects the budget, flags what still fails."""
+
+import pytest
+
+import tiny
+from cefrtune.generate import Request, RequestError, check_request, generate_checked, read_requests
+from cefrtune.prompts import PromptStyle
+
+WORDS = ["ev", "su", "okul", "kitap", "elma"]
+
+
+class Scripted:
+    """A `complete` function: the first call answers whole lists, later calls one line each."""
+
+    def __init__(self, first: str, lines: list[str]):
+        self.first, self.lines, self.calls = first, list(lines), []
+
+    def __call__(self, prompts, max_new_tokens, sample, seed, stop_at_newline):
+        self.calls.append((len(prompts), stop_at_newline, sample))
+        if not stop_at_newline:
+            return [self.first] * len(prompts)
+        return [self.lines.pop(0) if self.lines else "Geçersiz." for _ in prompts]
+
+
+@pytest.fixture
+def style_tok():
+    tok = tiny.tokenizer()
+    return PromptStyle.for_tokenizer(tok), tok
+
+
+def test_only_failing_sentences_are_regenerated(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    script = Scripted(first, ["Bir bardak su içtim."])
+    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script)
+    assert results[0]["sentences"][1] == "Bir bardak su içtim."
+    assert script.calls == [(1, False, False), (1, True, True)]  # one list, then one sentence
+    assert summary["pass_rate_before"] == pytest.approx(0.8) and summary["pass_rate"] == 1.0
+    assert summary["mean_attempts"] == pytest.approx(6 / 5)
+    assert results[0]["flagged"] == []
+
+
+def test_budget_is_respected_and_failures_flagged(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Kitap okunuyor.\n5. Elmayı yedin mi?"
+    script = Scripted(first, [])
+    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=2, complete=script)
+    assert len(script.calls) == 3  # the list, then two rounds
+    assert script.calls[1][0] == 2  # both failing sentences, batched
+    assert summary["flagged"] == 2 and summary["pass_rate"] == pytest.approx(0.6)
+    reasons = {f["index"]: f["reasons"] for f in results[0]["flagged"]}
+    assert "does not use 'su'" in reasons[2][0] and "passive" in " ".join(reasons[4])
+    assert [c["attempts"] for c in results[0]["checks"]] == [1, 3, 1, 3, 1]
+
+
+def test_steering_writes_the_stem(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    script = Scripted(first, [" çok soğuk."])  # the last attempt is steered: the line starts with 'Su'
+    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script)
+    assert results[0]["sentences"][1] == "Su çok soğuk."
+
+
+def test_bad_requests_are_named():
+    with pytest.raises(RequestError, match="unknown level 'D1'"):
+        check_request("D1", WORDS, 5)
+    with pytest.raises(RequestError, match="4 words, expected 5"):
+        check_request("A1", WORDS[:4], 5)
+    with pytest.raises(RequestError, match="word 2 is empty"):
+        check_request("A1", ["ev", " ", "a", "b", "c"], 5)
+    with pytest.raises(RequestError, match="not a Turkish word"):
+        check_request("A1", ["ev", "su2", "a", "b", "c"], 5)
+
+
+def test_read_requests_forms(tmp_path):
+    lists = tmp_path / "lists.json"
+    lists.write_text('[["ev","su","okul","kitap","elma"]]')
+    with pytest.raises(RequestError, match="needs --level"):
+        read_requests(lists, n=5)
+    assert read_requests(lists, n=5, level="A1")[0].words == WORDS
