@@ -1,0 +1,55 @@
+"""End to end: `cefrtune run --config smoke` on the embedded Gemma-3-270M (a few steps on a small
+subset). Checks the files written and every metrics.json key. Minutes, not seconds: marked slow."""
+
+import json
+import math
+
+import pytest
+
+from cefrtune.cli import main
+
+REQUIRED = ["level", "base_model", "train_examples", "eval_examples", "max_seq_length", "steps_per_epoch", "total_steps",
+            "train_runtime_s", "train_tokens_per_s", "initial_train_loss", "final_train_loss", "best_eval_loss",
+            "best_eval_epoch", "baseline", "tuned", "improvement", "effective_batch", "world_size", "merge_check"]
+LOSS_KEYS = ["full_text_loss", "full_text_ppl", "response_loss", "response_ppl"]
+GENERATION_KEYS = ["format_valid", "target_word_used", "misplaced_words", "unknown_token_rate", "above_level_vocab_rate",
+                   "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate", "per_item"]
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--config", "smoke", "--output", str(out)]) == 0
+    for name in ("report.md", "metrics.json", "loss_curve.png", "config.yaml", "adapter/adapter_model.safetensors",
+                 "adapter/prompt_style.json", "merged/model.safetensors", "merged/config.json", "merged/prompt_style.json",
+                 "merged/generation_config.json", "checkpoints/last/state.pt",
+                 "data/training_data_a1_list_format_train.json", "data/training_data_a1_list_format_eval.json"):
+        assert (out / name).exists(), name
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in REQUIRED:
+        assert key in metrics, key
+    for side in ("baseline", "tuned"):
+        for key in LOSS_KEYS:
+            assert math.isfinite(metrics[side][key])
+        for key in GENERATION_KEYS:
+            assert key in metrics[side]["generation"], (side, key)
+        for key in ("pass_rate_before", "pass_rate", "mean_attempts", "sentences_per_s"):
+            assert key in metrics[side]["checked_generation"]
+    for key in LOSS_KEYS:
+        assert f"{key}_pct" in metrics["improvement"]
+    assert metrics["total_steps"] == math.ceil(metrics["train_examples"] / metrics["effective_batch"]) * 2
+    assert metrics["merge_check"]["relative_difference"] < 1e-3
+    assert metrics["reference_generation"]["format_valid"] == 1.0
+    report = (out / "report.md").read_text()
+    assert "Baseline comparison" in report and "loss_curve.png" in report
+    assert "cefrtune run A1 finished" in capsys.readouterr().out
+    # a second run into the same folder is refused, never overwritten
+    with pytest.raises(FileExistsError):
+        main(["run", "--config", "smoke", "--output", str(out)])
+
+    # the merged model generates through the CLI, with its saved prompt style
+    assert main(["generate", "--model", str(out / "merged"), "--level", "A1", "--max-new-tokens", "40",
+                 "--words", "ev,su,okul,kitap,elma,kedi,araba,anne,güzel,gitmek"]) == 0
+    printed = capsys.readouterr().out
+    assert "1. " in printed and "10. " in printed

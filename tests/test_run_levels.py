@@ -1,0 +1,26 @@
+"""`cefrtune run --level A1,B1` on a tiny local model folder: one run per level and a cross-level
+report (the pipeline's code path, without the embedded model's minutes)."""
+
+import json
+
+import tiny
+from cefrtune.cli import main
+
+
+def test_run_two_levels_with_a_local_model(tmp_path, capsys):
+    tok = tiny.tokenizer()
+    model_dir = tiny.save(tiny.llama(len(tok)), tok, tmp_path / "tiny-model")
+    out = tmp_path / "levels"
+    code = main(["run", "--config", "smoke", "--level", "A1,B1", "--model", model_dir, "--output", str(out),
+                 "--set", "train_dtype=fp32", "--set", "max_new_tokens=12", "--set", "checked_attempts=1",
+                 "--set", "max_seq_length=1024"])
+    assert code == 0
+    summary = json.loads((out / "levels.json").read_text())
+    assert summary["levels"] == ["A1", "B1"]
+    for level in ("a1", "b1"):
+        assert (out / level / "report.md").exists() and (out / level / "merged" / "config.json").exists()
+    rows = summary["ordering_reference"]["levels"]
+    assert rows["A1"]["words_per_sentence"] < rows["B1"]["words_per_sentence"]
+    report = (out / "levels_report.md").read_text()
+    assert "Level ordering: reference sentences" in report and "| B1 |" in report
+    assert main(["run", "--level", "A1,X9"]) == 2
