@@ -1,6 +1,5 @@
 """Every shipped preset parses and validates; every problem is listed at once."""
 
-from pathlib import Path
 
 import pytest
 

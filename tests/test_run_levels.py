@@ -13,7 +13,7 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
     out = tmp_path / "levels"
     code = main(["run", "--config", "smoke", "--level", "A1,B1", "--model", model_dir, "--output", str(out),
                  "--set", "train_dtype=fp32", "--set", "max_new_tokens=12", "--set", "checked_attempts=1",
-                 "--set", "max_seq_length=1024"])
+                 "--set", "max_seq_length=1024", "--joint"])
     assert code == 0
     summary = json.loads((out / "levels.json").read_text())
     assert summary["levels"] == ["A1", "B1"]
@@ -23,4 +23,6 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
     assert rows["A1"]["words_per_sentence"] < rows["B1"]["words_per_sentence"]
     report = (out / "levels_report.md").read_text()
     assert "Level ordering: reference sentences" in report and "| B1 |" in report
+    assert set(summary["joint"]) == {"A1", "B1"}
+    assert "One adapter for all levels" in report
     assert main(["run", "--level", "A1,X9"]) == 2

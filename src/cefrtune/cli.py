@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    p.add_argument("--joint", action="store_true", help="with several levels: also train one adapter on all of them and compare")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("eval", help="loss and perplexity (full text and response) of a model, with its baseline")
@@ -169,7 +170,7 @@ def _run(args) -> int:
         if args.resume:
             print("cefrtune: --resume continues one level's run folder; pass that folder with --output and one --level", file=sys.stderr)
             return 2
-        run_levels(config, levels, output=args.output)
+        run_levels(config, levels, output=args.output, joint=args.joint)
     else:
         run(config, output=args.output, resume=args.resume)
     return 0

@@ -40,6 +40,9 @@ class RunConfig:
     per_device_train_batch_size: int = 16
     gradient_accumulation_steps: int = 4
     per_device_eval_batch_size: int = 8
+    micro_batch_size: int | None = 4
+    """Examples per forward/backward inside a per-device batch (same gradients, less activation
+    memory and padding); None runs the whole per-device batch at once."""
 
     # --- optimisation ---
     learning_rate: float = 2e-4
@@ -165,7 +168,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(isinstance(config.checked_attempts, int) and config.checked_attempts >= 0, "checked_attempts", "0 or more")
     check(config.target_modules == "all-linear" or (isinstance(config.target_modules, list) and config.target_modules),
           "target_modules", '"all-linear" or a list of module names')
-    for name in ("train_subset", "eval_subset", "threads", "max_new_tokens"):
+    for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size"):
         value = getattr(config, name)
         check(value is None or (isinstance(value, int) and value > 0), name, "a positive integer or null")
     if config.data is not None and not Path(config.data).exists():

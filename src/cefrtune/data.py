@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field

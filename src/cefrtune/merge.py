@@ -12,13 +12,11 @@ folder first, then renamed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from cefrtune.examples import atomic_folder
 from cefrtune.prompts import PromptStyle
 
 
@@ -39,17 +37,9 @@ def merge(base: str, adapter_dir: str | Path, out_dir: str | Path, base_model=No
     stop_ids = sorted({tokenizer.eos_token_id} | {tokenizer.convert_tokens_to_ids(s) for s in style.stop_strings if s} - {None, tokenizer.unk_token_id})
     merged.generation_config.eos_token_id = stop_ids
     merged.generation_config.pad_token_id = tokenizer.pad_token_id
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".merged-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         style.save(tmp)
         (tmp / "cefrtune_model.json").write_text(json.dumps({"base_model": base, **(info or {})}, indent=2, ensure_ascii=False))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return merged

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from cefrtune.examples import atomic_folder
 
 EMBEDDED = "gemma-3-270m"
 # Preset names a user may pass instead of a hub id.
@@ -120,18 +120,10 @@ def _convert_gguf(gguf_path: Path, target: Path, sha256: str) -> None:
     if unexpected or [k for k in missing if "lm_head" not in k]:
         raise RuntimeError(f"GGUF conversion mismatch: missing {missing}, unexpected {unexpected}")
     rebuilt.tie_weights()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         rebuilt.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "cefrtune-source.json").write_text(json.dumps({"gguf": gguf_path.name, "sha256": sha256}, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     # The assembled GGUF is no longer needed.
     gguf_path.unlink(missing_ok=True)
 

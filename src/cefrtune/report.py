@@ -187,6 +187,12 @@ def render_levels(summary: dict) -> str:
             g = m["tuned"].get("generation", {})
             lines.append(f"| {level} | " + " | ".join(_fmt(g.get(k, "-")) for k in ("format_valid", "target_word_used", "unknown_token_rate",
                                                                                      "above_level_grammar_rate", "pass_rate")) + " |")
+    if summary.get("joint"):
+        lines += ["", "## One adapter for all levels vs one per level", "",
+                  "Response loss on each level's eval split (lower is better).", "",
+                  "| level | per-level adapter | joint adapter |", "|---|---|---|"]
+        for level, row in summary["joint"].items():
+            lines.append(f"| {level} | {row['per_level_response_loss']:.3f} | {row['joint_response_loss']:.3f} |")
     for title, key in (("reference sentences", "ordering_reference"), ("generated sentences", "ordering_generated")):
         ordering = summary.get(key) or {}
         if not ordering:

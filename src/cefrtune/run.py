@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -34,8 +33,10 @@ class MergeMismatch(RuntimeError):
     pass
 
 
-def run(config: RunConfig, output: str | Path | None = None, resume: bool = False) -> Path:
-    """Run the whole pipeline for one level; returns the run folder."""
+def run(config: RunConfig, output: str | Path | None = None, resume: bool = False,
+        split: tuple[list, list] | None = None) -> Path:
+    """Run the whole pipeline for one level; returns the run folder. `split` gives the train and
+    eval examples directly (the joint all-levels adapter) instead of splitting `config.data`."""
     from cefrtune import models
     from cefrtune.evaluate import improvement, loss_metrics
     from cefrtune.merge import merge
@@ -44,10 +45,13 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
 
     started = time.perf_counter()
     data_path = config.data_path()
-    examples = [e for e in load_examples(data_path) if e.level == config.level]
-    if len(examples) < 2:
-        raise ValueError(f"{data_path}: {len(examples)} example(s) of level {config.level}; need at least 2")
-    train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
+    if split is None:
+        examples = [e for e in load_examples(data_path) if e.level == config.level]
+        if len(examples) < 2:
+            raise ValueError(f"{data_path}: {len(examples)} example(s) of level {config.level}; need at least 2")
+        train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
+    else:
+        train_examples, eval_examples = split
     train_examples = train_examples[: config.train_subset] if config.train_subset else train_examples
     eval_examples = eval_examples[: config.eval_subset] if config.eval_subset else eval_examples
     run_dir = _run_dir(config, output, resume)
@@ -137,8 +141,10 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
 def _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
              baseline, tuned, adapter, difference, reference, wall) -> dict:
     cfg = to_dict(config)
+    from cefrtune.turkish import LEVELS
+
     metrics = {
-        "level": config.level,
+        "level": "+".join(sorted({e.level for e in train_examples}, key=LEVELS.index)) or config.level,
         "run_dir": str(run_dir),
         "base_model": config.model,
         "base_model_source": resolved.source,
@@ -225,10 +231,13 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_levels(config: RunConfig, levels: list[str], output: str | Path | None = None) -> Path:
+def run_levels(config: RunConfig, levels: list[str], output: str | Path | None = None, joint: bool = False) -> Path:
     """`cefrtune run --level all`: one adapter per level, one after another (each level's run
     folder under `output`), then a cross-level report comparing them and checking that the
-    levels really differ (level-ordering table of reference and generated sentences)."""
+    levels really differ (level-ordering table of reference and generated sentences).
+
+    With `joint`, one more adapter is trained on every level's train split at once (the level is
+    in each prompt) and evaluated on each level's eval split, next to the per-level adapters."""
     import dataclasses
 
     from cefrtune.data import level_ordering
@@ -264,7 +273,38 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
         for side in ("baseline", "tuned"):
             if "generation" in entry.get(side, {}):
                 entry[side]["generation"] = {k: v for k, v in entry[side]["generation"].items() if k != "per_item"}
+    if joint:
+        summary["joint"] = _joint(config, per_level, output / "joint")
     write_text_atomic(output / "levels.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(output / "levels_report.md", report.render_levels(summary))
     print(f"cefrtune: cross-level report -> {output / 'levels_report.md'}", flush=True)
     return output
+
+
+def _joint(config: RunConfig, per_level: dict, out: Path) -> dict:
+    """Train one adapter on the union of the per-level train splits; response loss per level."""
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM
+
+    from cefrtune import models
+    from cefrtune.evaluate import loss_metrics
+    from cefrtune.prompts import PromptStyle
+
+    splits = {}
+    for level, metrics in per_level.items():
+        folder = Path(metrics["run_dir"]) / "data"
+        splits[level] = tuple(load_examples(folder / f"training_data_{level.lower()}_list_format_{name}.json") for name in ("train", "eval"))
+    train_all = [e for train, _ in splits.values() for e in train]
+    eval_all = [e for _, evaluation in splits.values() for e in evaluation]
+    joint_config = dataclasses.replace(config, level=list(per_level)[0], generate=False)
+    run_dir = run(joint_config, output=out, split=(train_all, eval_all))
+    _, tokenizer, _ = models.load(config.model, dtype=torch.float32)
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)
+    style = PromptStyle.load(run_dir / "merged")
+    result = {}
+    for level, (_, evaluation) in splits.items():
+        joint_loss = loss_metrics(merged, tokenizer, style, evaluation, config.per_device_eval_batch_size)
+        result[level] = {"joint_response_loss": joint_loss["response_loss"],
+                         "per_level_response_loss": per_level[level]["tuned"]["response_loss"]}
+    return result

@@ -14,11 +14,9 @@ is sharded per rank and only rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 import torch
 
 from cefrtune.config import RunConfig
-from cefrtune.examples import Example
+from cefrtune.examples import Example, atomic_folder
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
 
@@ -145,15 +143,20 @@ def train(
                 break
             started = time.perf_counter()
             window_tokens = sum(train_features[i]["n_labels"] for i in step_ids)
-            micro = [step_ids[i : i + window] for i in range(0, len(step_ids), window)]
+            # This rank's share of each micro-step, cut into micro-batches of similar lengths:
+            # the loss is a token sum, so the split changes memory and padding, not the result.
+            pieces = []
+            for i in range(0, len(step_ids), window):
+                mine = sorted(step_ids[i : i + window][rank::world], key=lambda j: len(train_features[j]["input_ids"]))
+                size = config.micro_batch_size or len(mine) or 1
+                pieces += [mine[k : k + size] for k in range(0, len(mine), size)] or [[]]
             loss_total = torch.zeros((), device=accelerator.device)
             tokens_seen = 0
-            for m, micro_ids in enumerate(micro):
-                mine = micro_ids[rank::world]
-                batch = collate([train_features[i] for i in mine] or [_empty_like(train_features[0])], tokenizer.pad_token_id, accelerator.device)
+            for m, piece in enumerate(pieces):
+                batch = collate([train_features[i] for i in piece] or [_empty_like(train_features[0])], tokenizer.pad_token_id, accelerator.device)
                 tokens_seen += int(batch["attention_mask"].sum())
-                sync = m == len(micro) - 1
-                context = accelerator.no_sync(loss_model) if not sync and world > 1 else _nullcontext()
+                sync = m == len(pieces) - 1
+                context = accelerator.no_sync(loss_model) if not sync and world > 1 else contextlib.nullcontext()
                 with context, autocast:
                     loss_sum, _ = loss_model(**batch)
                     # DDP averages gradients over ranks; scale so the result is the global token mean.
@@ -313,21 +316,18 @@ def _tensorboard(folder: Path):
 
 
 def _save_adapter(model, folder: Path, style: PromptStyle, tokenizer) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=folder.parent))
-    model.save_pretrained(tmp)
-    style.save(tmp)
-    tokenizer.save_pretrained(tmp)
-    _replace_dir(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp)
+        style.save(tmp)
+        tokenizer.save_pretrained(tmp)
 
 
 def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=folder.parent))
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
-    torch.save({"model": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state()}, tmp / "state.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
-    _replace_dir(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        torch.save({"model": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state()}, tmp / "state.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
 
 
 def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
@@ -341,19 +341,3 @@ def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["rng"])
     return json.loads((folder / "trainer_state.json").read_text())
-
-
-def _replace_dir(tmp: Path, folder: Path) -> None:
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
