@@ -125,7 +125,7 @@ def run_trl(model, tokenizer, style, examples, args, bf16: bool):
     rows = [{"prompt": style.prompt(e.level, e.words, tokenizer), "completion": style.response(e.sentences, e.words, tokenizer)} for e in examples]
     config = SFTConfig(
         output_dir="/tmp/cefrtune-bench-trl", per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
-        max_steps=args.steps, learning_rate=2e-4, warmup_ratio=0.0, lr_scheduler_type="linear", bf16=bf16,
+        max_steps=args.steps, learning_rate=2e-4, warmup_steps=0, lr_scheduler_type="linear", bf16=bf16,
         use_cpu=True, report_to=[], logging_steps=1, save_strategy="no", max_length=512, seed=42,
         dataloader_drop_last=False, completion_only_loss=True,
     )

@@ -82,6 +82,8 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
     train_keys = frozenset(sentence_key(s) for s in train_sentences or [])
     tries = [[1] * len(r["words"]) for r in results]
+    # One sentence gets twice its share of the list's budget (a list of n sentences: 2/n of it).
+    sentence_budget = max(24, min(96, 2 * max_new_tokens // max(len(requests[0].words), 1))) if requests else 48
     checks = [_check_all(r, train_keys) for r in results]
     before = sum(c.passed for cs in checks for c in cs)
     for attempt in range(1, attempts + 1):
@@ -90,7 +92,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
             break
         steer = attempt == attempts
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steer) for i, j in failing]
-        texts = complete(prefixes, 64, True, seed + attempt, True)
+        texts = complete(prefixes, sentence_budget, True, seed + attempt, True)
         for (i, j), text in zip(failing, texts):
             line = text.lstrip("\n").split("\n", 1)[0]
             candidate = ((_steer_head(results[i]["words"][j]) if steer else "") + line).strip()
