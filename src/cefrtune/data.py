@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cefrtune.examples import Example, Problem, load_examples, parse_record, read_records, write_examples
 from cefrtune.levels import SENTENCE_LENGTH, level_index, sentence_grammar
-from cefrtune.turkish import LEVELS, find_word, fold, tokenize
+from cefrtune.turkish import LEVELS, analyse_sentence, find_word, fold, tokenize
 
 # After replacing the target word, one sentence skeleton may cover at most this share of sentences.
 FILLER_PATTERN_LIMIT = 0.02
@@ -143,11 +143,10 @@ def _sentence_key(sentence: str) -> str:
 
 
 def _skeleton(sentence: str, word: str) -> str:
-    tokens = tokenize(sentence)
-    from cefrtune.turkish import analyse_sentence
-
-    index = find_word(analyse_sentence(sentence), word)
-    return " ".join("_" if i == index else fold(t) for i, t in enumerate(tokens))
+    """The sentence with its target word blanked: the pattern the filler check counts."""
+    tokens = analyse_sentence(sentence)
+    index = find_word(tokens, word)
+    return " ".join("_" if i == index else fold(t.text) for i, t in enumerate(tokens))
 
 
 def _summary(examples: list[Example], problems: list[Problem], lengths: list[int], proper_nouns: Counter) -> dict:
