@@ -3,6 +3,8 @@ report (the pipeline's code path, without the embedded model's minutes)."""
 
 import json
 
+import pytest
+
 import tiny
 from cefrtune.cli import main
 
@@ -26,3 +28,13 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
     assert set(summary["joint"]) == {"A1", "B1"}
     assert "One adapter for all levels" in report
     assert main(["run", "--level", "A1,X9"]) == 2
+
+    # `cefrtune eval` on the merged model: its base is read from the folder; same figures as the run
+    capsys.readouterr()
+    eval_file = out / "a1" / "data" / "training_data_a1_list_format_eval.json"
+    assert main(["eval", "--model", str(out / "a1" / "merged"), "--data", str(eval_file), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    run_metrics = json.loads((out / "a1" / "metrics.json").read_text())
+    assert result["tuned"]["response_loss"] == pytest.approx(run_metrics["tuned"]["response_loss"], rel=1e-5)
+    assert result["baseline"]["full_text_loss"] == pytest.approx(run_metrics["baseline"]["full_text_loss"], rel=1e-5)
+    assert set(result["improvement"]) == {"full_text_loss_pct", "full_text_ppl_pct", "response_loss_pct", "response_ppl_pct"}
