@@ -73,7 +73,7 @@ def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request]
 
 def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request], attempts: int = 4,
                      train_sentences: list[str] | None = None, batch_size: int = 8, max_new_tokens: int = 384,
-                     seed: int = 0, progress: bool = False, complete=None) -> tuple[list[dict], dict]:
+                     seed: int = 0, progress: bool = False, complete=None, steer: bool = True) -> tuple[list[dict], dict]:
     """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
     Returns the results (each sentence with its checks) and a summary: pass rates before and after,
     mean attempts per sentence, sentences per second."""
@@ -90,12 +90,12 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         failing = [(i, j) for i, cs in enumerate(checks) for j, c in enumerate(cs) if not c.passed]
         if not failing:
             break
-        steer = attempt == attempts
-        prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steer) for i, j in failing]
+        steering = steer and attempt == attempts
+        prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
         texts = complete(prefixes, sentence_budget, True, seed + attempt, True)
         for (i, j), text in zip(failing, texts):
             line = text.lstrip("\n").split("\n", 1)[0]
-            candidate = ((_steer_head(results[i]["words"][j]) if steer else "") + line).strip()
+            candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
             tries[i][j] += 1
             trial = dict(results[i])
             trial["sentences"] = list(results[i]["sentences"])
