@@ -209,14 +209,6 @@ def wordlist(level: str) -> dict[str, str]:
         return {fold(row["word"]): row["pos"] for row in csv.DictReader(handle, delimiter="\t") if row.get("word")}
 
 
-def words_up_to(level: str) -> frozenset[str]:
-    """Every listed word of `level` and the levels below it."""
-    words: set[str] = set()
-    for lvl in LEVELS[: level_index(level) + 1]:
-        words.update(wordlist(lvl))
-    return frozenset(words)
-
-
 def word_level(lemma: str) -> str | None:
     """The level whose list holds `lemma`, or None when no list has it."""
     folded = fold(lemma)

@@ -134,7 +134,6 @@ def _dense(folder: Path) -> bool:
 
 
 def _local_revision(path: Path) -> str | None:
-    for name in ("cefrtune-source.json",):
-        if (path / name).exists():
-            return json.loads((path / name).read_text()).get("sha256")
-    return None
+    """The GGUF sha256 of a folder cefrtune converted; None for other folders."""
+    stamp = path / "cefrtune-source.json"
+    return json.loads(stamp.read_text()).get("sha256") if stamp.exists() else None

@@ -99,9 +99,7 @@ def lemma_forms(target: str) -> frozenset[str]:
     folded = fold(target.strip())
     forms = {folded}
     for analysis in analyse_word(folded):
-        if analysis.pos == "Verb" and analysis.morphemes[-2:] in (("Inf1", "A3sg"), ("Inf1",)) or (
-            analysis.lemma == folded
-        ):
+        if analysis.pos == "Verb" and "Inf1" in analysis.morphemes[-2:]:
             forms.add(analysis.lemma)
     return frozenset(forms)
 
