@@ -57,8 +57,8 @@ def test_budget_is_respected_and_failures_flagged(style_tok):
 def test_steering_writes_the_stem(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
-    script = Scripted(first, [" çok soğuk."])  # the last attempt is steered: the line starts with 'Su'
-    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script)
+    script = Scripted(first, [" çok soğuk."])  # a steered attempt: the line starts with 'Su'
+    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, free_attempts=0)
     assert results[0]["sentences"][1] == "Su çok soğuk."
 
 
@@ -79,3 +79,21 @@ def test_read_requests_forms(tmp_path):
     with pytest.raises(RequestError, match="needs --level"):
         read_requests(lists, n=5)
     assert read_requests(lists, n=5, level="A1")[0].words == WORDS
+
+
+def test_sampler_picks_one_token_from_the_top_k():
+    import torch
+
+    from cefrtune.generate import TopKTopPSampler
+
+    scores = torch.randn(4, 1000)
+    out = TopKTopPSampler(k=5, p=0.95, temperature=1.0, seed=3)(None, scores)
+    finite = torch.isfinite(out)
+    assert finite.sum(dim=-1).tolist() == [1, 1, 1, 1]
+    chosen = out.argmax(dim=-1)
+    top5 = scores.topk(5, dim=-1).indices
+    assert all(c in row for c, row in zip(chosen.tolist(), top5.tolist()))
+    again = TopKTopPSampler(k=5, p=0.95, temperature=1.0, seed=3)(None, scores).argmax(dim=-1)
+    assert torch.equal(chosen, again)  # seeded
+    nucleus = TopKTopPSampler(k=5, p=1e-6, temperature=1.0, seed=3)(None, scores).argmax(dim=-1)
+    assert torch.equal(nucleus, scores.argmax(dim=-1))  # a tiny top-p keeps only the best token

@@ -13,10 +13,15 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
     tok = tiny.tokenizer()
     model_dir = tiny.save(tiny.llama(len(tok)), tok, tmp_path / "tiny-model")
     out = tmp_path / "levels"
-    code = main(["run", "--config", "smoke", "--level", "A1,B1", "--model", model_dir, "--output", str(out),
-                 "--set", "train_dtype=fp32", "--set", "max_new_tokens=12", "--set", "checked_attempts=1",
-                 "--set", "max_seq_length=1024", "--joint"])
-    assert code == 0
+    settings = ["--config", "smoke", "--model", model_dir, "--set", "train_dtype=fp32", "--set", "max_new_tokens=12",
+                "--set", "checked_attempts=1", "--set", "max_seq_length=1024"]
+    # A1 trained on its own (as on another device), then collected by the multi-level run
+    assert main(["run", "--level", "A1", "--output", str(out / "a1"), *settings]) == 0
+    a1_metrics = (out / "a1" / "metrics.json").read_text()
+    capsys.readouterr()
+    assert main(["run", "--level", "A1,B1", "--output", str(out), "--joint", *settings]) == 0
+    assert "A1: using the finished run" in capsys.readouterr().out
+    assert (out / "a1" / "metrics.json").read_text() == a1_metrics  # not trained again
     summary = json.loads((out / "levels.json").read_text())
     assert summary["levels"] == ["A1", "B1"]
     for level in ("a1", "b1"):

@@ -127,3 +127,31 @@ def test_chat_template_prompt_style(chat_tok, examples):
     response = style.response(examples[0].sentences, examples[0].words, chat_tok)
     assert prompt.endswith("<|assistant|>\n") and response.startswith("1. ") and response.endswith("<|end|>\n")
     assert style.stop_strings == ["<|end|>"]
+
+
+def test_bf16_and_compiled_training_match_plain_fp32(tok, examples, tmp_path):
+    """The speed levers (bf16 base with LoRA inputs kept in bf16, compiled decoder layers) train
+    the same model: same train losses as plain fp32 eager, within bf16 rounding."""
+    config = dict(num_train_epochs=2, learning_rate=1e-2)
+    plain = train(tiny_config(**config), examples[:4], examples[4:6], tmp_path / "plain", model=tiny.gemma3(len(tok)), tokenizer=tok)
+    compiled = train(tiny_config(compile=True, **config), examples[:4], examples[4:6], tmp_path / "compiled",
+                     model=tiny.gemma3(len(tok)), tokenizer=tok)
+    fast = train(tiny_config(train_dtype="bf16", **config), examples[:4], examples[4:6], tmp_path / "bf16",
+                 model=tiny.gemma3(len(tok)), tokenizer=tok)
+
+    def losses(result):
+        return [h["loss"] for h in result.history if "loss" in h]
+
+    torch.testing.assert_close(losses(compiled), losses(plain), rtol=1e-4, atol=0)
+    torch.testing.assert_close(losses(fast), losses(plain), rtol=2e-2, atol=0)
+    assert abs(fast.best_eval_loss - plain.best_eval_loss) / plain.best_eval_loss < 2e-2
+
+
+def test_unsloth_backend_without_cuda_names_the_default(tok, examples, tmp_path):
+    from cefrtune.unsloth_backend import BackendUnavailable
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the error path is for machines without it")
+    with pytest.raises(BackendUnavailable, match=r"no CUDA device.*--set backend=torch"):
+        train(tiny_config(backend="unsloth"), examples[:4], examples[4:6], tmp_path, model=tiny.gemma3(len(tok)), tokenizer=tok)
+    assert not (tmp_path / "adapter").exists()

@@ -8,9 +8,14 @@ answer is parsed leniently (extra text, missing numbers, merged lines are report
 `generate_checked` then checks every sentence (target word by lemma, real Turkish words, level
 grammar and vocabulary, no duplicate, no copy of training data) and regenerates only the
 failing sentences: the model continues its own list right at the failing number (`7. `), with
-sampling, batched over every failing sentence, up to a budget of attempts; on the last attempt
-the target word's stem is written for it, which steers the sentence to the word. Every sentence
-comes back with its checks; failures are flagged with their reasons, never hidden.
+sampling, batched over every failing sentence, up to a budget of attempts; after `free_attempts`
+unsteered rounds the target word's stem is written for it, which steers the sentence to the
+word. Every sentence comes back with its checks; failures are flagged with their reasons, never
+hidden. `benchmarks/checked_generation.py` measures the schedules against each other.
+
+Sampling is top-k (64) then top-p inside those k, done by one logits processor that picks the
+token itself (the model's generate then only takes its argmax): sorting and sampling from the
+full 262k-token distribution would cost more than the model's forward pass at each step.
 """
 
 from __future__ import annotations
@@ -21,11 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
 from cefrtune.train import prompt_ids
 from cefrtune.turkish import LEVELS, analyse_word, fold, tokenize
+
+
+FREE_ATTEMPTS = 1
+"""Unsteered regeneration rounds before steering starts (measured in benchmarks/checked_generation.py)."""
+SAMPLE_TOP_K = 64
 
 
 class RequestError(ValueError):
@@ -73,10 +84,12 @@ def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request]
 
 def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request], attempts: int = 4,
                      train_sentences: list[str] | None = None, batch_size: int = 8, max_new_tokens: int = 384,
-                     seed: int = 0, progress: bool = False, complete=None, steer: bool = True) -> tuple[list[dict], dict]:
+                     seed: int = 0, progress: bool = False, complete=None,
+                     free_attempts: int | None = FREE_ATTEMPTS) -> tuple[list[dict], dict]:
     """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
-    Returns the results (each sentence with its checks) and a summary: pass rates before and after,
-    mean attempts per sentence, sentences per second."""
+    The first `free_attempts` rounds sample freely, later rounds are steered (the word's stem
+    starts the sentence); None never steers. Returns the results (each sentence with its checks)
+    and a summary: pass rates before and after, mean attempts per sentence, sentences per second."""
     started = time.perf_counter()
     complete = complete or model_completer(model, tokenizer, style, batch_size, 0.9, 0.95, progress)
     results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
@@ -90,7 +103,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         failing = [(i, j) for i, cs in enumerate(checks) for j, c in enumerate(cs) if not c.passed]
         if not failing:
             break
-        steering = steer and attempt == attempts
+        steering = free_attempts is not None and attempt > free_attempts
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
         texts = complete(prefixes, sentence_budget, True, seed + attempt, True)
         for (i, j), text in zip(failing, texts):
@@ -119,6 +132,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         "seconds": round(seconds, 2),
         "sentences_per_s": round(total / seconds, 3) if seconds else 0.0,
         "attempt_budget": attempts,
+        "free_attempts": free_attempts,
     }
     return results, summary
 
@@ -203,16 +217,33 @@ def _generate(model, tokenizer, style, prompts: list[list[int]], batch_size: int
         for row, i in enumerate(batch):  # left padding
             ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]) :] = 1
-        if sample:
-            torch.manual_seed(seed)
+        processors = [TopKTopPSampler(SAMPLE_TOP_K, top_p, temperature, seed + batch[0])] if sample else []
         out = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-            do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None, top_k=None,
+            do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(processors),
             eos_token_id=stop_ids, pad_token_id=pad,
         )
         for row, i in enumerate(batch):
             outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
     return outputs
+
+
+class TopKTopPSampler(LogitsProcessor):
+    """Samples the next token from the top-k tokens, cut to top-p mass, at a temperature, and
+    returns scores where only that token is finite (so greedy decoding emits it). Seeded by its
+    own generator: the same seed gives the same sentences."""
+
+    def __init__(self, k: int, p: float, temperature: float, seed: int):
+        self.k, self.p, self.temperature = k, p, temperature
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        top, index = scores.float().topk(min(self.k, scores.shape[-1]), dim=-1)
+        probs = (top / self.temperature).softmax(dim=-1)
+        probs = probs.masked_fill(probs.cumsum(dim=-1) - probs > self.p, 0.0)  # keeps at least the best
+        choice = torch.multinomial(probs.cpu(), 1, generator=self.generator).to(index.device)
+        chosen = torch.full_like(scores, float("-inf"))
+        return chosen.scatter_(-1, index.gather(-1, choice), 0.0)
 
 
 def read_requests(path: str | Path, n: int | None = 10, level: str | None = None) -> list[Request]:

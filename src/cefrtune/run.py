@@ -236,6 +236,10 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
     folder under `output`), then a cross-level report comparing them and checking that the
     levels really differ (level-ordering table of reference and generated sentences).
 
+    A level whose folder under `output` already holds a finished run (its metrics.json) is not
+    trained again: levels trained concurrently, one `cefrtune run --level X --output OUT/x` per
+    device or machine, are collected into the cross-level report by running this afterwards.
+
     With `joint`, one more adapter is trained on every level's train split at once (the level is
     in each prompt) and evaluated on each level's eval split, next to the per-level adapters."""
     import dataclasses
@@ -243,13 +247,17 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
     from cefrtune.data import level_ordering
 
     output = Path(output or Path("runs") / f"levels-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    if output.exists() and any(output.iterdir()):
-        raise FileExistsError(f"{output} already holds runs; choose another --output")
+    if (output / "levels.json").exists():
+        raise FileExistsError(f"{output} already holds a cross-level report; choose another --output")
     per_level = {}
     for level in levels:
-        level_config = dataclasses.replace(config, level=level, data=None if config.data is None else config.data)
-        run_dir = run(level_config, output=output / level.lower())
-        per_level[level] = json.loads((run_dir / "metrics.json").read_text())
+        finished = output / level.lower() / "metrics.json"
+        if finished.exists():
+            print(f"cefrtune: {level}: using the finished run in {finished.parent}", flush=True)
+        else:
+            level_config = dataclasses.replace(config, level=level)
+            run(level_config, output=output / level.lower())
+        per_level[level] = json.loads(finished.read_text())
     reference = {}
     generated = {}
     for level, metrics in per_level.items():

@@ -1,0 +1,116 @@
+"""Checked generation: which regeneration schedule makes a passing sentence likelier, and what it costs.
+
+    python benchmarks/checked_generation.py                      # newest runs/a1-*/ run's merged model
+    python benchmarks/checked_generation.py --run runs/a1-default --attempts 4
+    python benchmarks/checked_generation.py --run runs/a1-words --schedules steer-from-2
+
+On the run's eval word lists (its own split, so nothing was trained on them), in one process with
+the same seed, each schedule regenerates the failing sentences of the same first answers:
+
+    no-steering    every round samples freely
+    steer-last     free rounds, the word's stem written on the last round only
+    steer-from-2   one free round, then steered rounds (cefrtune's default)
+    steer-always   every round steered
+
+Printed per schedule: share of sentences passing every check before and after, sentences still
+flagged, mean attempts a sentence, sentences/s. Then the decoding cost of one sampled step with
+transformers' full-vocabulary top-p sampling against cefrtune's top-k/top-p sampler (a peer
+measured in the same run; the machine is shared, so compare ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEDULES = {"no-steering": lambda a: None, "steer-last": lambda a: a - 1, "steer-from-2": lambda a: 1, "steer-always": lambda a: 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help="a cefrtune run folder (default: the newest runs/a1-*)")
+    parser.add_argument("--attempts", type=int, default=4)
+    parser.add_argument("--schedules", default=",".join(SCHEDULES), help=f"comma-separated, of {', '.join(SCHEDULES)}")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    from cefrtune.examples import load_examples
+    from cefrtune.generate import Request, default_max_new_tokens, generate_checked
+    from cefrtune.serve import load_generator
+
+    run = Path(args.run) if args.run else newest_run()
+    schedules = [s.strip() for s in args.schedules.split(",")]
+    unknown = [s for s in schedules if s not in SCHEDULES]
+    if unknown:
+        sys.exit(f"unknown schedule(s) {', '.join(unknown)}; use {', '.join(SCHEDULES)}")
+    train = load_examples(next((run / "data").glob("*_train.json")))
+    evaluation = load_examples(next((run / "data").glob("*_eval.json")))
+    model, tokenizer, style = load_generator(str(run / "merged"))
+    max_new = default_max_new_tokens(train + evaluation, tokenizer, style)
+    requests = [Request(e.level, e.words) for e in evaluation]
+    train_sentences = [s for e in train for s in e.sentences]
+    print(f"{run}: {len(requests)} eval word lists, {sum(len(r.words) for r in requests)} sentences, "
+          f"{args.attempts} attempts, prompt style {style.kind}{' (word named first)' if style.name_words else ''}", flush=True)
+
+    rows = {}
+    for name in schedules:
+        _, summary = generate_checked(model, tokenizer, style, requests, args.attempts, train_sentences, args.batch_size, max_new,
+                                      seed=args.seed, free_attempts=SCHEDULES[name](args.attempts))
+        rows[name] = summary
+        print(f"  {name}: {json.dumps(summary)}", flush=True)
+    print()
+    print(f"{'schedule':14}{'pass before':>12}{'pass after':>12}{'flagged':>9}{'attempts':>10}{'sent/s':>8}")
+    for name, s in rows.items():
+        print(f"{name:14}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>10.2f}{s['sentences_per_s']:>8.2f}")
+
+    steps = sampler_step_ms(model, args.batch_size)
+    print()
+    print(f"one decoding step, batch {args.batch_size}, ~320-token context: greedy {steps['greedy']:.0f} ms, "
+          f"transformers top-p sampling {steps['transformers_top_p']:.0f} ms, cefrtune top-k/top-p sampler "
+          f"{steps['cefrtune_sampler']:.0f} ms ({steps['transformers_top_p'] / steps['cefrtune_sampler']:.2f}x faster)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"run": str(run), "schedules": rows, "step_ms": steps}, indent=1))
+
+
+def newest_run() -> Path:
+    runs = sorted((p for p in (ROOT / "runs").glob("a1-*") if (p / "merged").is_dir()), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        sys.exit("no finished run under runs/ (run `cefrtune run` first, or pass --run)")
+    return runs[-1]
+
+
+@torch.no_grad()
+def sampler_step_ms(model, batch: int, context: int = 320) -> dict:
+    from transformers import LogitsProcessorList
+
+    from cefrtune.generate import SAMPLE_TOP_K, TopKTopPSampler
+
+    ids = torch.randint(1000, 20000, (batch, context))
+    variants = {
+        "greedy": dict(do_sample=False),
+        "transformers_top_p": dict(do_sample=True, temperature=0.9, top_p=0.95, top_k=None),
+        "cefrtune_sampler": dict(do_sample=False, logits_processor=LogitsProcessorList([TopKTopPSampler(SAMPLE_TOP_K, 0.95, 0.9, 0)])),
+    }
+
+    def seconds(n: int, kw: dict) -> float:
+        start = time.perf_counter()
+        model.generate(ids, max_new_tokens=n, min_new_tokens=n, pad_token_id=0, **kw)
+        return time.perf_counter() - start
+
+    out = {}
+    for name, kw in variants.items():
+        seconds(2, kw)
+        out[name] = (seconds(18, kw) - seconds(2, kw)) / 16 * 1000
+    return out
+
+
+if __name__ == "__main__":
+    main()
