@@ -16,7 +16,8 @@ class Scripted:
     def __init__(self, first: str, lines: list[str]):
         self.first, self.lines, self.calls = first, list(lines), []
 
-    def __call__(self, prompts, max_new_tokens, sample, seed, stop_at_newline):
+    def __call__(self, prompts, max_new_tokens, sample, seed, lines):
+        stop_at_newline = lines == [1] * len(prompts)
         self.calls.append((len(prompts), stop_at_newline, sample))
         if not stop_at_newline:
             return [self.first] * len(prompts)
@@ -97,3 +98,25 @@ def test_sampler_picks_one_token_from_the_top_k():
     assert torch.equal(chosen, again)  # seeded
     nucleus = TopKTopPSampler(k=5, p=1e-6, temperature=1.0, seed=3)(None, scores).argmax(dim=-1)
     assert torch.equal(nucleus, scores.argmax(dim=-1))  # a tiny top-p keeps only the best token
+
+
+def test_line_limit_stops_each_row_after_its_lines():
+    import torch
+
+    from cefrtune.generate import LineLimit
+
+    pieces = ["1.", " Ev", ".\n", "2.", " Su", ".", "\n", "\n\n", "x"]
+
+    class Pieces:  # decode() is all LineLimit needs from a tokenizer
+        def decode(self, ids):
+            return "".join(pieces[i] for i in ids)
+
+    rows = [[0, 1, 2, 3, 4, 5, 6, 8], [4, 7, 8, 8, 8, 8, 8, 8]]
+    limit = LineLimit(Pieces(), [2, 2])
+    done_at = [None, None]
+    for step in range(len(rows[0])):
+        done = limit(torch.tensor([[r[step]] for r in rows]), None)
+        for row in (0, 1):
+            if done[row] and done_at[row] is None:
+                done_at[row] = step
+    assert done_at == [6, 1]  # row 0 after "2. Su.\n" (a newline inside ".\n" counts), row 1 at the double break

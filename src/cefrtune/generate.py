@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
@@ -69,11 +69,11 @@ def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request]
                    max_new_tokens: int = 384, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95,
                    seed: int = 0, progress: bool = False, complete=None) -> list[dict]:
     """One raw answer per request: {level, words, text, sentences, format_valid, issues}.
-    `complete(prompts, max_new_tokens, sample, seed, stop_at_newline)` replaces the model
-    (tests drive the loop with a scripted one)."""
+    `complete(prompts, max_new_tokens, sample, seed, lines)` replaces the model (tests drive the
+    loop with a scripted one); `lines` is how many lines each answer may have."""
     complete = complete or model_completer(model, tokenizer, style, batch_size, temperature, top_p, progress)
     prompts = [prompt_ids(style.prompt(r.level, r.words, tokenizer), tokenizer) for r in requests]
-    texts = complete(prompts, max_new_tokens, sample, seed, False)
+    texts = complete(prompts, max_new_tokens, sample, seed, [len(r.words) for r in requests])
     results = []
     for request, text in zip(requests, texts):
         parsed = parse_numbered(text, len(request.words), style, request.words)
@@ -105,7 +105,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
             break
         steering = free_attempts is not None and attempt > free_attempts
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
-        texts = complete(prefixes, sentence_budget, True, seed + attempt, True)
+        texts = complete(prefixes, sentence_budget, True, seed + attempt, [1] * len(prefixes))
         for (i, j), text in zip(failing, texts):
             line = text.lstrip("\n").split("\n", 1)[0]
             candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
@@ -189,23 +189,24 @@ def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
 def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95, progress: bool = False):
     """A `complete` function over a Hugging Face model: batched, left-padded, shortest first."""
 
-    def complete(prompts, max_new_tokens, sample, seed, stop_at_newline):
+    def complete(prompts, max_new_tokens, sample, seed, lines):
         return _generate(model, tokenizer, style, prompts, batch_size, max_new_tokens, sample,
-                         temperature, top_p, seed, progress, "regenerate" if stop_at_newline else "generate", stop_at_newline)
+                         temperature, top_p, seed, progress, "regenerate" if max(lines, default=0) == 1 else "generate", lines)
 
     return complete
 
 
 @torch.no_grad()
 def _generate(model, tokenizer, style, prompts: list[list[int]], batch_size: int, max_new_tokens: int, sample: bool,
-              temperature: float, top_p: float, seed: int, progress: bool, desc: str, stop_at_newline: bool = False) -> list[str]:
+              temperature: float, top_p: float, seed: int, progress: bool, desc: str, lines: list[int] | None = None) -> list[str]:
+    """Decode every prompt; a row stops at the end-of-turn marker, at EOS, or once it has written
+    `lines[i]` line breaks (an answer of n sentences is complete at the break after sentence n,
+    whether or not the model ends its turn there)."""
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = _stop_ids(tokenizer, style)
-    if stop_at_newline:
-        stop_ids += [i for i in tokenizer.convert_tokens_to_ids(["\n", "Ċ", "<0x0A>"]) if i is not None and i != tokenizer.unk_token_id]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
     model.eval()
@@ -218,14 +219,32 @@ def _generate(model, tokenizer, style, prompts: list[list[int]], batch_size: int
             ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]) :] = 1
         processors = [TopKTopPSampler(SAMPLE_TOP_K, top_p, temperature, seed + batch[0])] if sample else []
+        stopping = [LineLimit(tokenizer, [lines[i] for i in batch])] if lines else []
         out = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
             do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(processors),
-            eos_token_id=stop_ids, pad_token_id=pad,
+            stopping_criteria=StoppingCriteriaList(stopping), eos_token_id=stop_ids, pad_token_id=pad,
         )
         for row, i in enumerate(batch):
             outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
     return outputs
+
+
+class LineLimit(StoppingCriteria):
+    """Stops row i once the tokens it generated hold `limits[i]` line breaks (counted token by
+    token as they come, so any token that carries a newline counts)."""
+
+    def __init__(self, tokenizer, limits: list[int]):
+        self.tokenizer, self.limits = tokenizer, limits
+        self.breaks = [0] * len(limits)
+        self.newlines: dict[int, int] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        for row, token in enumerate(input_ids[:, -1].tolist()):
+            if token not in self.newlines:
+                self.newlines[token] = self.tokenizer.decode([token]).count("\n")
+            self.breaks[row] += self.newlines[token]
+        return torch.tensor([b >= limit for b, limit in zip(self.breaks, self.limits)], device=input_ids.device)
 
 
 class TopKTopPSampler(LogitsProcessor):
