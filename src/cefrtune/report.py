@@ -105,6 +105,8 @@ def render(m: dict, examples: list[dict]) -> str:
         "",
         "## Training",
         f"- **Duration:** {m['train_runtime_s']:.0f} s ({m['train_tokens_per_s']:.0f} tokens/s); whole run {m['run_wall_s']:.0f} s",
+        f"- **Peak memory (RSS):** {m['peak_rss_mb'] / 1024:.1f} GB; after each stage: "
+        + ", ".join(f"{stage} {mb / 1024:.1f} GB" for stage, mb in m.get("peak_rss_mb_after_stage", {}).items()),
         f"- **Steps:** {m['steps_per_epoch']} per epoch x {m['num_train_epochs']} epochs = {m['total_steps']} "
         f"(ceil({m['train_examples']} / {m['effective_batch']}) per epoch)",
         f"- **Train loss:** {m['initial_train_loss']:.3f} at the first step -> {m['final_train_loss']:.3f} at the last",

@@ -62,6 +62,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         write_examples(run_dir / "data" / f"training_data_{config.level.lower()}_list_format_eval.json", eval_examples, as_json_list=True)
 
     result = train(config, train_examples, eval_examples, run_dir, resume=resume)
+    peaks = {"train": _peak_rss_mb()}  # peak RSS so far, after each stage: which stage sets the peak
     if not is_main:
         return run_dir
 
@@ -77,6 +78,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     adapter = loss_metrics(peft_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     info = {"base_model_revision": resolved.revision, "level": config.level, "run_dir": str(run_dir)}
     merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info)
+    peaks["evaluate_and_merge"] = _peak_rss_mb()
     del peft_model, base_model
     from transformers import AutoModelForCausalLM
 
@@ -99,6 +101,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         train_sentences = [s for e in train_examples for s in e.sentences]
         base_model, _, _ = models.load(config.model, dtype=gen_dtype)
         baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))
+        peaks["generate_baseline"] = _peak_rss_mb()
         del base_model
         tuned.update(_generation(merged.to(gen_dtype), tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
         reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
@@ -107,8 +110,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
             {"level": e.level, "words": e.words, "baseline": b, "tuned": t}
             for e, b, t in zip(eval_examples, baseline["generation_sentences"], tuned["generation_sentences"])
         ]
+    peaks["end"] = _peak_rss_mb()
     metrics = _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
-                       baseline, tuned, adapter, difference, reference, time.perf_counter() - started)
+                       baseline, tuned, adapter, difference, reference, time.perf_counter() - started, peaks)
     metrics["improvement"] = improvement(baseline, tuned)
     for side in (baseline, tuned):
         side.pop("generation_sentences", None)
@@ -139,7 +143,7 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
 
 
 def _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
-             baseline, tuned, adapter, difference, reference, wall) -> dict:
+             baseline, tuned, adapter, difference, reference, wall, peaks) -> dict:
     cfg = to_dict(config)
     from cefrtune.turkish import LEVELS
 
@@ -175,6 +179,7 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "merge_check": {"adapter": adapter["response_loss"], "merged": tuned["response_loss"], "relative_difference": difference},
         "run_wall_s": round(wall, 1),
         "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb_after_stage": peaks,
     }
     if reference:
         metrics["reference_generation"] = reference
