@@ -36,7 +36,10 @@ class CausalLMLoss(nn.Module):
         selected = hidden[:, :-1][keep]
         wanted = targets[keep]
         softcap = getattr(base.config, "final_logit_softcapping", None)
-        if head.weight.requires_grad or getattr(head, "bias", None) is not None:
+        # The plain path only when the head itself trains (or has a bias): it materialises every
+        # selected row's logits. Evaluation (no grad) always takes the fused path.
+        head_trains = torch.is_grad_enabled() and head.weight.requires_grad
+        if head_trains or getattr(head, "bias", None) is not None:
             logits = head(selected).to(torch.promote_types(selected.dtype, torch.float32))
             if softcap:
                 logits = softcap * torch.tanh(logits / softcap)
