@@ -49,3 +49,22 @@ def test_selected_position_loss_matches_model_loss(arch):
     for name, param in model.named_parameters():
         if param.requires_grad:
             torch.testing.assert_close(fused[name], param.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_evaluating_a_plain_model_takes_the_fused_path(monkeypatch):
+    """A model loaded without LoRA has a head that requires grad; under no_grad its loss must
+    still come from the fused chunks (never every logit at once), with the model's own value."""
+    import cefrtune.loss as loss_module
+
+    model = tiny.gemma3(120).double()
+    assert model.get_output_embeddings().weight.requires_grad
+    calls = []
+    chunk = loss_module._chunk
+    monkeypatch.setattr(loss_module, "_chunk", lambda *a: calls.append(1) or chunk(*a))
+    torch.manual_seed(2)
+    ids = torch.randint(0, 120, (2, 15))
+    with torch.no_grad():
+        loss_sum, count = CausalLMLoss(model, chunk_size=4)(ids, torch.ones_like(ids), ids.clone())
+        reference = model(input_ids=ids, labels=ids).loss
+    assert len(calls) == 7  # 2 x 14 predicted positions in chunks of 4
+    torch.testing.assert_close((loss_sum / count).float(), reference.float(), rtol=1e-6, atol=1e-6)
