@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,30 +67,16 @@ def main() -> None:
               f"(all steps, first included: {c['tokens_per_s_all_steps'] / results[peer]['tokens_per_s_all_steps']:.2f}x)")
     print(f"eval loss difference cefrtune vs TRL bf16: {100 * (c['eval_loss'] - results['trl_bf16']['eval_loss']) / results['trl_bf16']['eval_loss']:+.2f} %")
     achieved = c["flops_per_token"] * c["tokens_per_s"] / 1e9
-    shape = model_shape_peak_gflops(c["hidden_size"], c["intermediate_size"])
+    shape = bf16_peak_gflops(2048, c["hidden_size"], c["intermediate_size"])  # the model's own MLP shape
     print(f"cefrtune model FLOPs: {achieved:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} % of a bf16 matmul peak of {peak:.0f} GFLOP/s "
           f"(2048x2048x2048), {100 * achieved / shape:.1f} % of the {shape:.0f} GFLOP/s the same matmul kernel reaches at this "
           f"model's own layer shape (2048 tokens x {c['hidden_size']} x {c['intermediate_size']})")
 
 
-def bf16_peak_gflops() -> float:
-    a = torch.randn(2048, 2048, dtype=torch.bfloat16)
-    b = torch.randn(2048, 2048, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        best = max(best, 5 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9)
-    return best
-
-
-def model_shape_peak_gflops(hidden: int, intermediate: int, tokens: int = 2048) -> float:
-    """Best bf16 matmul rate at the model's MLP shape: the ceiling its layers can reach here."""
-    a = torch.randn(tokens, hidden, dtype=torch.bfloat16)
-    b = torch.randn(hidden, intermediate, dtype=torch.bfloat16)
+def bf16_peak_gflops(m: int = 2048, k: int = 2048, n: int = 2048) -> float:
+    """Best rate of a bf16 [m x k] @ [k x n] matmul here, in GFLOP/s (the best of 5 timed rounds)."""
+    a = torch.randn(m, k, dtype=torch.bfloat16)
+    b = torch.randn(k, n, dtype=torch.bfloat16)
     for _ in range(3):
         a @ b
     best = 0.0
@@ -97,7 +84,7 @@ def model_shape_peak_gflops(hidden: int, intermediate: int, tokens: int = 2048) 
         start = time.perf_counter()
         for _ in range(10):
             a @ b
-        best = max(best, 10 * 2 * tokens * hidden * intermediate / (time.perf_counter() - start) / 1e9)
+        best = max(best, 10 * 2 * m * k * n / (time.perf_counter() - start) / 1e9)
     return best
 
 
@@ -166,13 +153,7 @@ def run_trl(model, tokenizer, style, examples, args, bf16: bool):
     return timer.steps, losses[-1], trainer.model.merge_and_unload()
 
 
-def _step_timer_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class StepTimer(_step_timer_base()):
+class StepTimer(TrainerCallback):
     """Per-step (tokens, seconds) of a transformers Trainer: tokens counted from the attention
     masks the model is called with."""
 

@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from cefrtune.config import RunConfig
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -78,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", default=None, help="JSON list of word lists, or examples (JSON/JSONL)")
     p.add_argument("--output", default=None, help="JSONL of results (with --input)")
     p.add_argument("--checked", action="store_true", help="check every sentence and regenerate failing ones")
-    p.add_argument("--attempts", type=int, default=6, help="regeneration rounds in checked mode")
-    p.add_argument("--free-attempts", type=int, default=1,
-                   help="checked mode: unsteered rounds before the word's stem is written for the model (-1: never steer)")
+    p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds in checked mode")
+    p.add_argument("--free-attempts", type=int, default=None,
+                   help="checked mode: unsteered rounds before the word's stem is written for the model "
+                        "(default: cefrtune.generate.FREE_ATTEMPTS; -1: never steer)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -211,9 +214,9 @@ def _generate(args) -> int:
         return 2
     model, tokenizer, style = load_generator(args.model)
     if args.checked:
+        schedule = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
         results, summary = generate_checked(model, tokenizer, style, requests, args.attempts, None, args.batch_size,
-                                            args.max_new_tokens, seed=args.seed, progress=True,
-                                            free_attempts=None if args.free_attempts < 0 else args.free_attempts)
+                                            args.max_new_tokens, seed=args.seed, progress=True, **schedule)
         print(json.dumps(summary), file=sys.stderr)
     else:
         results = generate_lists(model, tokenizer, style, requests, args.batch_size, args.max_new_tokens,

@@ -110,7 +110,6 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
             {"level": e.level, "words": e.words, "baseline": b, "tuned": t}
             for e, b, t in zip(eval_examples, baseline["generation_sentences"], tuned["generation_sentences"])
         ]
-    peaks["end"] = _peak_rss_mb()
     metrics = _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
                        baseline, tuned, adapter, difference, reference, time.perf_counter() - started, peaks)
     metrics["improvement"] = improvement(baseline, tuned)
