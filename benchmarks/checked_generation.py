@@ -37,9 +37,11 @@ def main() -> None:
     parser.add_argument("--run", help="a cefrtune run folder (default: the newest runs/a1-*)")
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--schedules", default=",".join(SCHEDULES), help=f"comma-separated, of {', '.join(SCHEDULES)}")
+    parser.add_argument("--candidates", default="1", help="comma-separated: sentences sampled per failing sentence a round")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--no-step-timing", action="store_true", help="skip the sampler step timing")
     args = parser.parse_args()
 
     from cefrtune.examples import load_examples
@@ -62,22 +64,26 @@ def main() -> None:
 
     rows = {}
     for name in schedules:
-        _, summary = generate_checked(model, tokenizer, style, requests, args.attempts, train_sentences, args.batch_size, max_new,
-                                      seed=args.seed, free_attempts=SCHEDULES[name](args.attempts))
-        rows[name] = summary
-        print(f"  {name}: {json.dumps(summary)}", flush=True)
+        for k in [int(c) for c in args.candidates.split(",")]:
+            _, summary = generate_checked(model, tokenizer, style, requests, args.attempts, train_sentences, args.batch_size, max_new,
+                                          seed=args.seed, free_attempts=SCHEDULES[name](args.attempts), candidates=k)
+            rows[f"{name} x{k}"] = summary
+            print(f"  {name} x{k}: {json.dumps(summary)}", flush=True)
     print()
-    print(f"{'schedule':14}{'pass before':>12}{'pass after':>12}{'flagged':>9}{'attempts':>10}{'sent/s':>8}")
+    print(f"{'schedule x candidates':22}{'pass before':>12}{'pass after':>12}{'flagged':>9}{'rounds':>8}{'samples':>9}{'sent/s':>8}")
     for name, s in rows.items():
-        print(f"{name:14}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>10.2f}{s['sentences_per_s']:>8.2f}")
+        print(f"{name:22}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>8.2f}"
+              f"{s['mean_samples']:>9.2f}{s['sentences_per_s']:>8.2f}")
 
-    steps = sampler_step_ms(model, args.batch_size)
+    steps = {} if args.no_step_timing else sampler_step_ms(model, args.batch_size)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"run": str(run), "schedules": rows, "step_ms": steps}, indent=1))
+    if not steps:
+        return
     print()
     print(f"one decoding step, batch {args.batch_size}, ~320-token context: greedy {steps['greedy']:.0f} ms, "
           f"transformers top-p sampling {steps['transformers_top_p']:.0f} ms, cefrtune top-k/top-p sampler "
           f"{steps['cefrtune_sampler']:.0f} ms ({steps['transformers_top_p'] / steps['cefrtune_sampler']:.2f}x faster)")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"run": str(run), "schedules": rows, "step_ms": steps}, indent=1))
 
 
 def newest_run() -> Path:

@@ -45,3 +45,9 @@ def test_accelerate_configs_parse(path):
     config = load_config_from_file(str(path))
     assert config.num_processes >= 2
     assert "accelerate launch --config_file configs/accelerate/" in path.read_text()
+
+
+def test_an_explicit_null_overrides_the_preset():
+    assert load_config("smoke").train_subset == 4
+    assert load_config("smoke", {"train_subset": None, "early_stopping_patience": None}).train_subset is None
+    assert load_config("smoke", {"early_stopping_patience": None}).early_stopping_patience is None

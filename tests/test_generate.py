@@ -34,7 +34,7 @@ def test_only_failing_sentences_are_regenerated(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
     script = Scripted(first, ["Bir bardak su içtim."])
-    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script)
+    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script, candidates=1)
     assert results[0]["sentences"][1] == "Bir bardak su içtim."
     assert script.calls == [(1, False, False), (1, True, True)]  # one list, then one sentence
     assert summary["pass_rate_before"] == pytest.approx(0.8) and summary["pass_rate"] == 1.0
@@ -46,7 +46,7 @@ def test_budget_is_respected_and_failures_flagged(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Kitap okunuyor.\n5. Elmayı yedin mi?"
     script = Scripted(first, [])
-    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=2, complete=script)
+    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=2, complete=script, candidates=1)
     assert len(script.calls) == 3  # the list, then two rounds
     assert script.calls[1][0] == 2  # both failing sentences, batched
     assert summary["flagged"] == 2 and summary["pass_rate"] == pytest.approx(0.6)
@@ -55,11 +55,27 @@ def test_budget_is_respected_and_failures_flagged(style_tok):
     assert [c["attempts"] for c in results[0]["checks"]] == [1, 3, 1, 3, 1]
 
 
+def test_candidates_first_passing_one_is_kept_all_are_counted(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    script = Scripted(first, ["Kedi uyuyor.", "Bir bardak su içtim.", "Su soğuk."])
+    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script,
+                                        candidates=3, free_attempts=None)
+    assert script.calls == [(1, False, False), (3, True, True)]  # three samples of sentence 2 in one batch
+    assert results[0]["sentences"][1] == "Bir bardak su içtim."  # the first that passes, not a later one
+    assert results[0]["checks"][1]["attempts"] == 2 and results[0]["checks"][1]["samples"] == 4
+    assert summary["mean_attempts"] == pytest.approx(6 / 5) and summary["mean_samples"] == pytest.approx(8 / 5)
+    assert summary["candidates"] == 3 and summary["pass_rate"] == 1.0
+    with pytest.raises(ValueError, match="candidates"):
+        generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, candidates=0)
+
+
 def test_steering_writes_the_stem(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
     script = Scripted(first, [" çok soğuk."])  # a steered attempt: the line starts with 'Su'
-    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, free_attempts=0)
+    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, free_attempts=0,
+                                  candidates=1)
     assert results[0]["sentences"][1] == "Su çok soğuk."
 
 

@@ -155,3 +155,31 @@ def test_unsloth_backend_without_cuda_names_the_default(tok, examples, tmp_path)
     with pytest.raises(BackendUnavailable, match=r"no CUDA device.*--set backend=torch"):
         train(tiny_config(backend="unsloth"), examples[:4], examples[4:6], tmp_path, model=tiny.gemma3(len(tok)), tokenizer=tok)
     assert not (tmp_path / "adapter").exists()
+
+
+def test_early_stopping_ends_where_the_full_run_stops_improving(tok, examples, tmp_path):
+    from cefrtune.examples import Example
+
+    # Eval sentences unlike the training ones: the tiny model first learns the format, then overfits.
+    other = ["Bugün hava çok güzel.", "Annem çay içiyor.", "Sınıfta on öğrenci var.", "Otobüs geç geldi.", "Pazardan domates aldık.",
+             "Kardeşim top oynuyor.", "Akşam yemeği hazır.", "Kapıyı kapat lütfen.", "Deniz mavi.", "Saat üçte buluşalım."]
+    held_out = [Example("A1", examples[0].words, other, id="o1"), Example("A1", examples[0].words, other[::-1], id="o2")]
+    config = dict(num_train_epochs=10, learning_rate=3e-2)
+    full = train(tiny_config(early_stopping_patience=None, **config), examples[:6], held_out, tmp_path / "full",
+                 model=tiny.llama(len(tok)), tokenizer=tok)
+    evals = [h["eval_loss"] for h in full.history if "eval_loss" in h]
+    assert len(evals) == 10 and full.steps_run == full.total_steps and not full.stopped_early
+    # The first epoch that is `patience` epochs past the best so far is where training must stop.
+    patience = 2
+    stop = next((e for e in range(1, 11) if e - (1 + evals.index(min(evals[:e]))) >= patience), None)
+    assert stop is not None and stop < 10, f"the eval loss never stopped improving: {evals}"
+    early = train(tiny_config(early_stopping_patience=patience, **config), examples[:6], held_out, tmp_path / "early",
+                  model=tiny.llama(len(tok)), tokenizer=tok)
+    assert early.stopped_early and early.epochs_run == stop
+    assert early.steps_run == stop * early.steps_per_epoch < early.total_steps == full.total_steps
+    assert early.best_eval_loss == pytest.approx(min(evals), rel=1e-6)
+    assert early.best_eval_epoch == full.best_eval_epoch
+    # Resuming a run that stopped early does not train on.
+    again = train(tiny_config(early_stopping_patience=patience, **config), examples[:6], held_out, tmp_path / "early",
+                  resume=True, model=tiny.llama(len(tok)), tokenizer=tok)
+    assert again.steps_run == early.steps_run and again.stopped_early

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="JSONL of results (with --input)")
     p.add_argument("--checked", action="store_true", help="check every sentence and regenerate failing ones")
     p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds in checked mode")
+    p.add_argument("--candidates", type=int, default=RunConfig.checked_candidates,
+                   help="checked mode: sentences sampled for each failing sentence a round (the first that passes is kept)")
     p.add_argument("--free-attempts", type=int, default=None,
                    help="checked mode: unsteered rounds before the word's stem is written for the model "
                         "(default: cefrtune.generate.FREE_ATTEMPTS; -1: never steer)")
@@ -216,7 +218,7 @@ def _generate(args) -> int:
     if args.checked:
         schedule = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
         results, summary = generate_checked(model, tokenizer, style, requests, args.attempts, None, args.batch_size,
-                                            args.max_new_tokens, seed=args.seed, progress=True, **schedule)
+                                            args.max_new_tokens, seed=args.seed, progress=True, candidates=args.candidates, **schedule)
         print(json.dumps(summary), file=sys.stderr)
     else:
         results = generate_lists(model, tokenizer, style, requests, args.batch_size, args.max_new_tokens,

@@ -49,6 +49,10 @@ class RunConfig:
     num_train_epochs: int = 10
     max_steps: int | None = None
     """Stop after this many optimizer steps (smoke runs); None trains every epoch."""
+    early_stopping_patience: int | None = 2
+    """Stop once the eval loss has not improved for this many epochs; the best epoch's adapter is
+    kept either way, so the result does not change (the seed's A1 data peaks at epoch 4-5 of 10;
+    later epochs only overfit). The schedule stays planned for every epoch. None trains them all."""
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -93,6 +97,9 @@ class RunConfig:
     """Weights dtype while generating ("bf16" halves the memory traffic of each decoding step, or "fp32")."""
     checked_attempts: int = 6
     """Checked generation: regeneration rounds for failing sentences (0 turns checked mode off)."""
+    checked_candidates: int = 4
+    """Checked generation: sentences sampled for each failing sentence in a round (the first that
+    passes is kept). Measured in benchmarks/checked_generation.py."""
     name_words: bool = False
     """Response format `1. ev — sentence` (word named first), trained in and stripped on output."""
 
@@ -123,7 +130,7 @@ def load_config(preset: str | None = None, overrides: dict | None = None) -> Run
             raise ConfigError(f"{path}: a preset must be a YAML mapping of field: value")
         values.update(loaded)
         source = str(path)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values.update(overrides or {})  # an explicit None (YAML null) overrides too: `--set max_steps=null`
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -167,7 +174,10 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(config.generation_dtype in ("bf16", "fp32"), "generation_dtype", '"bf16" or "fp32"')
     check(config.compile in (None, True, False), "compile", "true, false or null (automatic)")
     check(config.max_steps is None or (isinstance(config.max_steps, int) and config.max_steps > 0), "max_steps", "a positive integer or null")
+    check(config.early_stopping_patience is None or (isinstance(config.early_stopping_patience, int) and config.early_stopping_patience > 0),
+          "early_stopping_patience", "a positive integer or null")
     check(isinstance(config.checked_attempts, int) and config.checked_attempts >= 0, "checked_attempts", "0 or more")
+    check(isinstance(config.checked_candidates, int) and config.checked_candidates > 0, "checked_candidates", "a positive integer")
     check(config.target_modules == "all-linear" or (isinstance(config.target_modules, list) and config.target_modules),
           "target_modules", '"all-linear" or a list of module names')
     for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size"):

@@ -31,6 +31,11 @@ def check_consistency(metrics: dict) -> None:
         total = min(total, metrics["max_steps"])
     if metrics["total_steps"] != total:
         problems.append(f"total_steps {metrics['total_steps']} != {total}")
+    if "steps_run" in metrics:
+        ran = min(total, metrics["epochs_run"] * expected_steps)
+        if metrics["steps_run"] != ran or (metrics["steps_run"] < total) != bool(metrics["stopped_early"]):
+            problems.append(f"steps_run {metrics['steps_run']} != min({total}, {metrics['epochs_run']} epochs x {expected_steps})"
+                            f" or stopped_early {metrics['stopped_early']} does not match")
     for side in ("baseline", "tuned"):
         for name in ("full_text", "response"):
             loss, ppl = metrics[side][f"{name}_loss"], metrics[side][f"{name}_ppl"]
@@ -45,6 +50,14 @@ def write(run_dir: Path, metrics: dict, history: list[dict], examples: list[dict
     write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     plot_losses(history, run_dir / "loss_curve.png")
     write_text_atomic(run_dir / "report.md", render(metrics, examples or []))
+
+
+def _steps_run(m: dict) -> str:
+    ran = m.get("steps_run", m["total_steps"])
+    if m.get("stopped_early"):
+        return (f"{ran} run: stopped after epoch {m['epochs_run']}, {m['epochs_run'] - m['best_eval_epoch']} epochs without a "
+                f"better eval loss (early_stopping_patience {m['early_stopping_patience']})")
+    return f"{ran} run"
 
 
 def plot_losses(history: list[dict], path: Path) -> None:
@@ -107,8 +120,8 @@ def render(m: dict, examples: list[dict]) -> str:
         f"- **Duration:** {m['train_runtime_s']:.0f} s ({m['train_tokens_per_s']:.0f} tokens/s); whole run {m['run_wall_s']:.0f} s",
         f"- **Peak memory (RSS):** {m['peak_rss_mb'] / 1024:.1f} GB; after each stage: "
         + ", ".join(f"{stage} {mb / 1024:.1f} GB" for stage, mb in m.get("peak_rss_mb_after_stage", {}).items()),
-        f"- **Steps:** {m['steps_per_epoch']} per epoch x {m['num_train_epochs']} epochs = {m['total_steps']} "
-        f"(ceil({m['train_examples']} / {m['effective_batch']}) per epoch)",
+        f"- **Steps:** {m['steps_per_epoch']} per epoch x {m['num_train_epochs']} epochs = {m['total_steps']} planned "
+        f"(ceil({m['train_examples']} / {m['effective_batch']}) per epoch); {_steps_run(m)}",
         f"- **Train loss:** {m['initial_train_loss']:.3f} at the first step -> {m['final_train_loss']:.3f} at the last",
         f"- **Best eval loss:** {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']}; this adapter is kept)",
         "",
@@ -179,7 +192,7 @@ def render_levels(summary: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for level, m in summary["per_level"].items():
         b, t = m["baseline"], m["tuned"]
-        lines.append(f"| {level} | {m['train_examples']} / {m['eval_examples']} | {m['total_steps']} | "
+        lines.append(f"| {level} | {m['train_examples']} / {m['eval_examples']} | {m.get('steps_run', m['total_steps'])} | "
                      f"{b['response_loss']:.3f} -> {t['response_loss']:.3f} | {b['response_ppl']:.2f} -> {t['response_ppl']:.2f} | "
                      f"{b['full_text_loss']:.3f} -> {t['full_text_loss']:.3f} | {m['improvement']['response_loss_pct']:.1f} % |")
     if any("generation" in m["tuned"] for m in summary["per_level"].values()):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from cefrtune import report
+from cefrtune import memory, report
 from cefrtune.config import RunConfig, to_dict
 from cefrtune.data import split_examples
 from cefrtune.examples import load_examples, write_examples, write_text_atomic
@@ -62,7 +62,8 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         write_examples(run_dir / "data" / f"training_data_{config.level.lower()}_list_format_eval.json", eval_examples, as_json_list=True)
 
     result = train(config, train_examples, eval_examples, run_dir, resume=resume)
-    peaks = {"train": _peak_rss_mb()}  # peak RSS so far, after each stage: which stage sets the peak
+    memory.release()  # the training model is gone; give its heap back before the next stage loads
+    peaks = {"train": memory.peak_rss_mb()}  # peak RSS so far, after each stage: which stage sets the peak
     if not is_main:
         return run_dir
 
@@ -78,8 +79,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     adapter = loss_metrics(peft_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     info = {"base_model_revision": resolved.revision, "level": config.level, "run_dir": str(run_dir)}
     merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info)
-    peaks["evaluate_and_merge"] = _peak_rss_mb()
+    peaks["evaluate_and_merge"] = memory.peak_rss_mb()
     del peft_model, base_model
+    memory.release()
     from transformers import AutoModelForCausalLM
 
     merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)  # what users will load
@@ -99,11 +101,16 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         gen_dtype = DTYPES[config.generation_dtype]
         max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
         train_sentences = [s for e in train_examples for s in e.sentences]
+        del merged  # one model in memory at a time: the fp32 copy is reloaded in the generation dtype below
+        memory.release()
         base_model, _, _ = models.load(config.model, dtype=gen_dtype)
         baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))
-        peaks["generate_baseline"] = _peak_rss_mb()
+        peaks["generate_baseline"] = memory.peak_rss_mb()
         del base_model
-        tuned.update(_generation(merged.to(gen_dtype), tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
+        memory.release()
+        merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=gen_dtype)
+        tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
+        peaks["generate_tuned"] = memory.peak_rss_mb()
         reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
         reference.pop("per_item")
         samples = [
@@ -135,7 +142,8 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
     out = {"generation": scored, "generation_sentences": [r["sentences"] for r in raw]}
     if config.checked_attempts:
         results, checked = generate_checked(model, tokenizer, style, requests, config.checked_attempts, train_sentences,
-                                            config.generation_batch_size, max_new_tokens, seed=config.seed, progress=True)
+                                            config.generation_batch_size, max_new_tokens, seed=config.seed, progress=True,
+                                            candidates=config.checked_candidates)
         checked["flagged_sentences"] = [dict(f, words=r["words"]) for r in results for f in r["flagged"]][:50]
         out["checked_generation"] = checked
     return out
@@ -165,6 +173,9 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "effective_batch": result.effective_batch,
         "steps_per_epoch": result.steps_per_epoch,
         "total_steps": result.total_steps,
+        "steps_run": result.steps_run,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
         "train_runtime_s": round(result.train_runtime_s, 2),
         "train_tokens": result.train_tokens,
         "train_tokens_per_s": round(result.train_tokens_per_s, 2),
@@ -177,13 +188,13 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "adapter_on_base": adapter,
         "merge_check": {"adapter": adapter["response_loss"], "merged": tuned["response_loss"], "relative_difference": difference},
         "run_wall_s": round(wall, 1),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": memory.peak_rss_mb(),
         "peak_rss_mb_after_stage": peaks,
     }
     if reference:
         metrics["reference_generation"] = reference
     for key in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
-                "max_steps", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype"):
+                "max_steps", "early_stopping_patience", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype"):
         metrics[key] = cfg[key]
     return metrics
 
@@ -192,7 +203,7 @@ def summary(m: dict) -> str:
     lines = [
         "",
         f"cefrtune run {m['level']} finished in {m['run_wall_s']:.0f} s -> {m['run_dir']}",
-        f"  trained {m['total_steps']} steps ({m['steps_per_epoch']}/epoch) on {m['train_examples']} examples in "
+        f"  trained {m['steps_run']} of {m['total_steps']} planned steps ({m['steps_per_epoch']}/epoch{', stopped early' if m['stopped_early'] else ''}) on {m['train_examples']} examples in "
         f"{m['train_runtime_s']:.0f} s, {m['train_tokens_per_s']:.0f} tokens/s; best eval loss {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']})",
         f"  {'':24}{'baseline':>10}{'tuned':>10}{'improvement':>13}",
     ]
@@ -227,12 +238,6 @@ def _is_main_process() -> bool:
     import os
 
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _peak_rss_mb() -> float:
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def run_levels(config: RunConfig, levels: list[str], output: str | Path | None = None, joint: bool = False) -> Path:
@@ -274,7 +279,7 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
     summary = {
         "levels": list(per_level),
         "per_level": {
-            level: {key: m[key] for key in ("train_examples", "eval_examples", "total_steps", "train_runtime_s", "best_eval_loss",
+            level: {key: m[key] for key in ("train_examples", "eval_examples", "total_steps", "steps_run", "train_runtime_s", "best_eval_loss",
                                              "baseline", "tuned", "improvement") if key in m}
             for level, m in per_level.items()
         },

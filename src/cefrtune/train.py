@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from cefrtune import memory
 from cefrtune.config import RunConfig
 from cefrtune.examples import Example, atomic_folder
 from cefrtune.loss import IGNORE, CausalLMLoss
@@ -43,6 +44,9 @@ class TrainResult:
     final_train_loss: float
     best_eval_loss: float
     best_eval_epoch: int
+    steps_run: int
+    epochs_run: int
+    stopped_early: bool
     world_size: int
     effective_batch: int
     history: list[dict] = field(default_factory=list)
@@ -135,7 +139,7 @@ def train(
     # master weights and optimizer state stay fp32). Only the small LoRA weights are cast per step.
     autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16)
     for epoch in range(state["epoch"] + 1, config.num_train_epochs + 1):
-        if state["global_step"] >= total_steps:
+        if state["global_step"] >= total_steps or state.get("stopped_early"):
             break
         model.train()
         order = torch.randperm(len(train_features), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
@@ -168,6 +172,7 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            memory.release()
             loss_total = accelerator.reduce(loss_total, "sum")
             tokens = int(accelerator.reduce(torch.tensor(tokens_seen, device=accelerator.device), "sum"))
             seconds = time.perf_counter() - started
@@ -192,6 +197,7 @@ def train(
             bar.update(1)
         with autocast:
             eval_loss = evaluate_features(loss_model, eval_features, config.per_device_eval_batch_size, tokenizer.pad_token_id, accelerator)
+        memory.release()
         state["history"].append({"step": state["global_step"], "epoch": epoch, "eval_loss": eval_loss})
         if writer:
             writer.add_scalar("eval/loss", eval_loss, state["global_step"])
@@ -202,8 +208,12 @@ def train(
                 _save_adapter(accelerator.unwrap_model(loss_model).model, adapter_dir, style, tokenizer)
         state["epoch"] = epoch
         state["world_size"] = world
+        patience = config.early_stopping_patience
+        state["stopped_early"] = bool(patience and epoch - state["best_eval_epoch"] >= patience
+                                      and epoch < config.num_train_epochs and state["global_step"] < total_steps)
         if main:
-            bar.write(f"epoch {epoch}: eval loss {eval_loss:.4f} (best {state['best_eval_loss']:.4f} at epoch {state['best_eval_epoch']})")
+            bar.write(f"epoch {epoch}: eval loss {eval_loss:.4f} (best {state['best_eval_loss']:.4f} at epoch {state['best_eval_epoch']})"
+                      + (f"; no better eval loss for {patience} epochs: stopping early" if state["stopped_early"] else ""))
             _save_checkpoint(checkpoint_dir, accelerator.unwrap_model(loss_model).model, optimizer, scheduler, state)
         accelerator.wait_for_everyone()
     bar.close()
@@ -221,6 +231,9 @@ def train(
         final_train_loss=train_losses[-1] if train_losses else math.nan,
         best_eval_loss=state["best_eval_loss"],
         best_eval_epoch=state["best_eval_epoch"],
+        steps_run=state["global_step"],
+        epochs_run=state["epoch"],
+        stopped_early=bool(state.get("stopped_early")),
         world_size=world,
         effective_batch=config.effective_batch(world),
         history=state["history"],
