@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--schedules", default=",".join(SCHEDULES), help=f"comma-separated, of {', '.join(SCHEDULES)}")
     parser.add_argument("--candidates", default="1", help="comma-separated: sentences sampled per failing sentence a round")
+    parser.add_argument("--free-candidates", type=int, default=None, help="candidates in the unsteered rounds (default: the same)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write the results here")
@@ -66,13 +67,15 @@ def main() -> None:
     for name in schedules:
         for k in [int(c) for c in args.candidates.split(",")]:
             _, summary = generate_checked(model, tokenizer, style, requests, args.attempts, train_sentences, args.batch_size, max_new,
-                                          seed=args.seed, free_attempts=SCHEDULES[name](args.attempts), candidates=k)
-            rows[f"{name} x{k}"] = summary
-            print(f"  {name} x{k}: {json.dumps(summary)}", flush=True)
+                                          seed=args.seed, free_attempts=SCHEDULES[name](args.attempts), candidates=k,
+                                          free_candidates=args.free_candidates)
+            label = f"{name} x{k}" + (f" (free x{args.free_candidates})" if args.free_candidates else "")
+            rows[label] = summary
+            print(f"  {label}: {json.dumps(summary)}", flush=True)
     print()
-    print(f"{'schedule x candidates':22}{'pass before':>12}{'pass after':>12}{'flagged':>9}{'rounds':>8}{'samples':>9}{'sent/s':>8}")
+    print(f"{'schedule x candidates':30}{'pass before':>12}{'pass after':>12}{'flagged':>9}{'rounds':>8}{'samples':>9}{'sent/s':>8}")
     for name, s in rows.items():
-        print(f"{name:22}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>8.2f}"
+        print(f"{name:30}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>8.2f}"
               f"{s['mean_samples']:>9.2f}{s['sentences_per_s']:>8.2f}")
 
     steps = {} if args.no_step_timing else sampler_step_ms(model, args.batch_size)

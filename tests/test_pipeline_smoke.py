@@ -34,11 +34,16 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
             assert math.isfinite(metrics[side][key])
         for key in GENERATION_KEYS:
             assert key in metrics[side]["generation"], (side, key)
-        for key in ("pass_rate_before", "pass_rate", "mean_attempts", "sentences_per_s"):
-            assert key in metrics[side]["checked_generation"]
+        checked = metrics[side]["checked_generation"]
+        for key in ("pass_rate_before", "pass_rate", "mean_attempts", "mean_samples", "sentences_per_s"):
+            assert key in checked
+        assert checked["candidates"] == 2 and checked["pass_rate"] >= checked["pass_rate_before"]
+        assert checked["mean_samples"] >= checked["mean_attempts"] >= 1
     for key in LOSS_KEYS:
         assert f"{key}_pct" in metrics["improvement"]
     assert metrics["total_steps"] == math.ceil(metrics["train_examples"] / metrics["effective_batch"]) * 2
+    assert metrics["steps_run"] == metrics["total_steps"] and not metrics["stopped_early"]
+    assert set(metrics["peak_rss_mb_after_stage"]) == {"train", "evaluate_and_merge", "generate_baseline", "generate_tuned"}
     assert metrics["merge_check"]["relative_difference"] < 1e-3
     assert metrics["reference_generation"]["format_valid"] == 1.0
     report = (out / "report.md").read_text()

@@ -88,15 +88,17 @@ def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request]
 def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request], attempts: int = 4,
                      train_sentences: list[str] | None = None, batch_size: int = 8, max_new_tokens: int = 384,
                      seed: int = 0, progress: bool = False, complete=None,
-                     free_attempts: int | None = FREE_ATTEMPTS, candidates: int = CANDIDATES) -> tuple[list[dict], dict]:
+                     free_attempts: int | None = FREE_ATTEMPTS, candidates: int = CANDIDATES,
+                     free_candidates: int | None = None) -> tuple[list[dict], dict]:
     """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
-    Each round samples `candidates` sentences for every failing one, batched, and keeps the first
-    that passes. The first `free_attempts` rounds sample freely, later rounds are steered (the
+    Each round samples `candidates` sentences for every failing one (`free_candidates` in the
+    unsteered rounds, default the same), batched, and keeps the first that passes. The first `free_attempts` rounds sample freely, later rounds are steered (the
     word's stem starts the sentence); None never steers. Returns the results (each sentence with
     its checks) and a summary: pass rates before and after, mean rounds and samples per sentence,
     sentences per second."""
-    if attempts < 0 or candidates < 1:
-        raise ValueError(f"attempts must be >= 0 and candidates >= 1 (got {attempts} and {candidates})")
+    free_candidates = candidates if free_candidates is None else free_candidates
+    if attempts < 0 or candidates < 1 or free_candidates < 1:
+        raise ValueError(f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})")
     started = time.perf_counter()
     complete = complete or model_completer(model, tokenizer, style, batch_size, 0.9, 0.95, progress)
     results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
@@ -113,12 +115,12 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
             break
         steering = free_attempts is not None and attempt > free_attempts
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
-        texts = complete([p for p in prefixes for _ in range(candidates)], sentence_budget, True, seed + attempt,
-                         [1] * (len(prefixes) * candidates))
+        k = candidates if steering else free_candidates
+        texts = complete([p for p in prefixes for _ in range(k)], sentence_budget, True, seed + attempt, [1] * (len(prefixes) * k))
         for n, (i, j) in enumerate(failing):
             tries[i][j] += 1
-            samples[i][j] += candidates  # all were generated, whichever is kept
-            for text in texts[n * candidates : (n + 1) * candidates]:
+            samples[i][j] += k  # all were generated, whichever is kept
+            for text in texts[n * k : (n + 1) * k]:
                 line = text.lstrip("\n").split("\n", 1)[0]
                 candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
                 trial = dict(results[i])
@@ -147,6 +149,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         "attempt_budget": attempts,
         "free_attempts": free_attempts,
         "candidates": candidates,
+        "free_candidates": free_candidates,
     }
     return results, summary
 
