@@ -60,14 +60,23 @@ def test_candidates_first_passing_one_is_kept_all_are_counted(style_tok):
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
     script = Scripted(first, ["Kedi uyuyor.", "Bir bardak su içtim.", "Su soğuk."])
     results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script,
-                                        candidates=3, free_attempts=None)
+                                        candidates=2, free_candidates=3, free_attempts=None)
     assert script.calls == [(1, False, False), (3, True, True)]  # three samples of sentence 2 in one batch
     assert results[0]["sentences"][1] == "Bir bardak su içtim."  # the first that passes, not a later one
     assert results[0]["checks"][1]["attempts"] == 2 and results[0]["checks"][1]["samples"] == 4
     assert summary["mean_attempts"] == pytest.approx(6 / 5) and summary["mean_samples"] == pytest.approx(8 / 5)
-    assert summary["candidates"] == 3 and summary["pass_rate"] == 1.0
+    assert summary["free_candidates"] == 3 and summary["pass_rate"] == 1.0
     with pytest.raises(ValueError, match="candidates"):
         generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, candidates=0)
+
+
+def test_default_schedule_one_free_sample_then_steered_candidates(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    script = Scripted(first, [])  # every regenerated line fails
+    _, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script)
+    assert [c[0] for c in script.calls] == [1, 1, 4, 4]  # the list, one free sample, then 4 steered a round
+    assert summary["flagged"] == 1 and summary["mean_samples"] == pytest.approx((4 + 1 + 1 + 4 + 4) / 5)
 
 
 def test_steering_writes_the_stem(style_tok):

@@ -148,11 +148,15 @@ def render(m: dict, examples: list[dict]) -> str:
             row = [m.get("reference_generation", {}).get(key, "-"), m["baseline"]["generation"].get(key, "-"), m["tuned"]["generation"].get(key, "-")]
             lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
         if "checked_generation" in m["tuned"]:
+            tuned = m["tuned"]["checked_generation"]
+            budget = (f" ({tuned['attempt_budget']} rounds, {tuned.get('candidates', 1)} candidates a failing sentence each round)"
+                      if "attempt_budget" in tuned else "")
             lines += ["", "### Checked generation", "",
-                      "Every sentence checked; failing ones regenerated (up to the attempt budget); what still fails is flagged.", "",
+                      f"Every sentence checked; failing ones regenerated{budget}; what still fails is flagged. "
+                      "mean_attempts counts the rounds that wrote a sentence, mean_samples every sentence generated for it.", "",
                       "| | baseline | tuned |", "|---|---|---|"]
-            for key in ("pass_rate_before", "pass_rate", "flagged", "mean_attempts", "sentences_per_s", "seconds"):
-                lines.append(f"| {key} | {_fmt(m['baseline']['checked_generation'].get(key, '-'))} | {_fmt(m['tuned']['checked_generation'][key])} |")
+            for key in ("pass_rate_before", "pass_rate", "flagged", "mean_attempts", "mean_samples", "sentences_per_s", "seconds"):
+                lines.append(f"| {key} | {_fmt(m['baseline']['checked_generation'].get(key, '-'))} | {_fmt(tuned.get(key, '-'))} |")
         for ex in examples[:3]:
             lines += ["", f"**Words ({ex['level']}):** {', '.join(ex['words'])}", "", "| # | baseline | tuned |", "|---|---|---|"]
             for i in range(len(ex["words"])):

@@ -168,6 +168,7 @@ def train(
                     # DDP averages gradients over ranks; scale so the result is the global token mean.
                     accelerator.backward(loss_sum * world / window_tokens)
                 loss_total += loss_sum.detach()
+                memory.trim_if_above()
             grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
