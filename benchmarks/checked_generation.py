@@ -3,6 +3,7 @@
     python benchmarks/checked_generation.py                      # newest runs/a1-*/ run's merged model
     python benchmarks/checked_generation.py --run runs/a1-default --attempts 4
     python benchmarks/checked_generation.py --run runs/a1-words --schedules steer-from-2
+    python benchmarks/checked_generation.py --schedules steer-from-2 --candidates 1,2,4 --free-candidates same
 
 On the run's eval word lists (its own split, so nothing was trained on them), in one process with
 the same seed, each schedule regenerates the failing sentences of the same first answers:
@@ -12,8 +13,11 @@ the same seed, each schedule regenerates the failing sentences of the same first
     steer-from-2   one free round, then steered rounds (cefrtune's default)
     steer-always   every round steered
 
-Printed per schedule: share of sentences passing every check before and after, sentences still
-flagged, mean attempts a sentence, sentences/s. Then the decoding cost of one sampled step with
+Each schedule runs once per `--candidates` value: the sentences sampled for every failing sentence
+in a steered round (`--free-candidates`: in a free round; cefrtune's default is 4 steered, 1 free).
+Printed per run: share of sentences passing every check before and after, sentences still
+flagged, mean rounds and samples (every sentence generated, the first answer included) a
+sentence, sentences/s. Then the decoding cost of one sampled step with
 transformers' full-vocabulary top-p sampling against cefrtune's top-k/top-p sampler (a peer
 measured in the same run; the machine is shared, so compare ratios).
 """
@@ -38,7 +42,8 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--schedules", default=",".join(SCHEDULES), help=f"comma-separated, of {', '.join(SCHEDULES)}")
     parser.add_argument("--candidates", default="1", help="comma-separated: sentences sampled per failing sentence a round")
-    parser.add_argument("--free-candidates", type=int, default=None, help="candidates in the unsteered rounds (default: the same)")
+    parser.add_argument("--free-candidates", default="1",
+                        help="candidates in the unsteered rounds: a number (default 1, cefrtune's default) or 'same'")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write the results here")
@@ -68,8 +73,8 @@ def main() -> None:
         for k in [int(c) for c in args.candidates.split(",")]:
             _, summary = generate_checked(model, tokenizer, style, requests, args.attempts, train_sentences, args.batch_size, max_new,
                                           seed=args.seed, free_attempts=SCHEDULES[name](args.attempts), candidates=k,
-                                          free_candidates=args.free_candidates)
-            label = f"{name} x{k}" + (f" (free x{args.free_candidates})" if args.free_candidates else "")
+                                          free_candidates=None if args.free_candidates == "same" else int(args.free_candidates))
+            label = f"{name} x{k}" + (f" (free x{args.free_candidates})" if args.free_candidates != "same" else "")
             rows[label] = summary
             print(f"  {label}: {json.dumps(summary)}", flush=True)
     print()

@@ -77,6 +77,10 @@ class RunConfig:
     """torch.compile each decoder layer (one shared graph): about 1.4x faster steps on a 2-core
     CPU after a compile of about 50 s (seconds once cached). None: on for CPU runs that train on
     at least 100k tokens (the default run: 470k), off otherwise; true/false force it."""
+    heap_trim_above_gb: float | None = 4.0
+    """Give freed heap memory back to the system after any micro-batch that leaves the process
+    above this size (the full default run then peaks near 5 GB instead of 7, at some speed:
+    see benchmarks/train_memory.py). None trims only after each optimizer step (faster)."""
     threads: int | None = None
     """torch CPU threads; None leaves torch's default (all cores)."""
 
@@ -180,6 +184,8 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(isinstance(config.checked_candidates, int) and config.checked_candidates > 0, "checked_candidates", "a positive integer")
     check(config.target_modules == "all-linear" or (isinstance(config.target_modules, list) and config.target_modules),
           "target_modules", '"all-linear" or a list of module names')
+    check(config.heap_trim_above_gb is None or (isinstance(config.heap_trim_above_gb, (int, float)) and config.heap_trim_above_gb > 0),
+          "heap_trim_above_gb", "a positive number of GB or null")
     for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size"):
         value = getattr(config, name)
         check(value is None or (isinstance(value, int) and value > 0), name, "a positive integer or null")

@@ -2,11 +2,11 @@
 
 PyTorch's CPU tensors come from glibc malloc. Tensors of many different sizes (micro-batches and
 eval batches of varying length, the 262k-wide loss chunks) leave the heap fragmented: freed
-memory stays mapped, and the process grew by about 2 GB an epoch while its live data stayed near
-2.5 GB (measured with `benchmarks/` style probes on the embedded model). `release()` after each
+memory stays mapped: on the embedded model the process held about 2 GB more after each epoch
+than its live data (near 2.5 GB). `benchmarks/train_memory.py` measures it, with and without. `release()` after each
 optimizer step and each stage hands the free pages back; it costs milliseconds, far less than
 the step; `trim_if_above()` after each micro-batch and generation batch trims only once the
-process is large. Forcing every large tensor through mmap instead (MALLOC_MMAP_THRESHOLD_) saved
+process is large, at a cost in speed that `benchmarks/train_memory.py` measures. Forcing every large tensor through mmap instead (MALLOC_MMAP_THRESHOLD_) saved
 as much memory but cost 30 % of training speed in page faults.
 """
 
@@ -39,8 +39,8 @@ def release(collect: bool = True) -> None:
 
 
 TRIM_ABOVE_MB = 4096
-"""`trim_if_above` gives the heap back only when the process holds more than this (a trim after
-every micro-batch cost 13 % of training speed; above this line it is rare)."""
+"""`trim_if_above` gives the heap back only when the process holds more than this (a trim costs
+the page faults of refilling the heap; training sets its own line, `heap_trim_above_gb`)."""
 
 
 def trim_if_above(limit_mb: float = TRIM_ABOVE_MB) -> None:

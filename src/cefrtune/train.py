@@ -168,7 +168,8 @@ def train(
                     # DDP averages gradients over ranks; scale so the result is the global token mean.
                     accelerator.backward(loss_sum * world / window_tokens)
                 loss_total += loss_sum.detach()
-                memory.trim_if_above()
+                if config.heap_trim_above_gb:
+                    memory.trim_if_above(config.heap_trim_above_gb * 1024)
             grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
