@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 CONTENDERS = ("plain", "step", "trimmed")
 
@@ -89,7 +88,8 @@ def run_one(args) -> dict:
         started = time.perf_counter()
         result = train_module.train(config, train_examples[: args.examples], eval_examples, out)
         wall = time.perf_counter() - started
-    steps = [h for h in result.history if "tokens" in h][1:] or [h for h in result.history if "tokens" in h]
+    steps = [h for h in result.history if "tokens" in h]
+    steps = steps[1:] or steps  # the first step holds the compile
     return {
         "epochs": epochs,
         "peak_mb": memory.peak_rss_mb(),

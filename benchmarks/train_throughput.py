@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -97,7 +96,7 @@ def load_split(short: bool):
 
 
 def run_one(args) -> dict:
-    from cefrtune import models
+    from cefrtune import memory, models
     from cefrtune.evaluate import loss_metrics
     from cefrtune.prompts import PromptStyle
     from cefrtune.train import tokenize_examples
@@ -127,7 +126,7 @@ def run_one(args) -> dict:
         "flops_per_token": training_flops(model, features, args.lora_r) / tokens,
         "train_loss": train_loss,
         "eval_loss": eval_loss,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": memory.peak_rss_mb(),
     }
 
 

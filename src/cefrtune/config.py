@@ -102,8 +102,8 @@ class RunConfig:
     checked_attempts: int = 6
     """Checked generation: regeneration rounds for failing sentences (0 turns checked mode off)."""
     checked_candidates: int = 4
-    """Checked generation: sentences sampled for each failing sentence in a round (the first that
-    passes is kept). Measured in benchmarks/checked_generation.py."""
+    """Checked generation: sentences sampled for each failing sentence in a steered round (the
+    first that passes is kept; a free round samples one). Measured in benchmarks/checked_generation.py."""
     name_words: bool = False
     """Response format `1. ev — sentence` (word named first), trained in and stripped on output."""
 

@@ -139,8 +139,8 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     seconds = time.perf_counter() - started
     total = sum(len(r["words"]) for r in results)
     after = sum(c.passed for cs in checks for c in cs)
-    for result, cs, t, n in zip(results, checks, tries, samples):
-        result["checks"] = [dict(c.to_json(), attempts=a, samples=k) for c, a, k in zip(cs, t, n)]
+    for result, cs, rounds, sampled in zip(results, checks, tries, samples):
+        result["checks"] = [dict(c.to_json(), attempts=a, samples=s) for c, a, s in zip(cs, rounds, sampled)]
         result["flagged"] = [c.to_json() for c in cs if not c.passed]
     summary = {
         "sentences": total,

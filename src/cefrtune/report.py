@@ -149,8 +149,8 @@ def render(m: dict, examples: list[dict]) -> str:
             lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
         if "checked_generation" in m["tuned"]:
             tuned = m["tuned"]["checked_generation"]
-            budget = (f" ({tuned['attempt_budget']} rounds, {tuned.get('candidates', 1)} candidates a failing sentence each round)"
-                      if "attempt_budget" in tuned else "")
+            budget = (f" ({tuned['attempt_budget']} rounds; candidates a failing sentence: {tuned.get('free_candidates', 1)} in a free "
+                      f"round, {tuned.get('candidates', 1)} in a steered one)" if "attempt_budget" in tuned else "")
             lines += ["", "### Checked generation", "",
                       f"Every sentence checked; failing ones regenerated{budget}; what still fails is flagged. "
                       "mean_attempts counts the rounds that wrote a sentence, mean_samples every sentence generated for it.", "",

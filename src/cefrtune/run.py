@@ -101,14 +101,13 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         gen_dtype = DTYPES[config.generation_dtype]
         max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
         train_sentences = [s for e in train_examples for s in e.sentences]
-        del merged  # one model in memory at a time: the fp32 copy is reloaded in the generation dtype below
+        merged = merged.to(gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
         memory.release()
         base_model, _, _ = models.load(config.model, dtype=gen_dtype)
         baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))
         peaks["generate_baseline"] = memory.peak_rss_mb()
         del base_model
         memory.release()
-        merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=gen_dtype)
         tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
         peaks["generate_tuned"] = memory.peak_rss_mb()
         reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)

@@ -7,10 +7,11 @@ One loop, read top to bottom: tokenize (refusing any example longer than max_seq
 the LoRA model with the frozen base in bf16 and the adapter in fp32, then for each epoch: shuffle
 with (seed, epoch), step through accumulation windows, evaluate, keep the best adapter, write a
 checkpoint, and stop once the eval loss has not improved for `early_stopping_patience` epochs.
-Freed heap memory goes back to the system after each step (`cefrtune.memory`). The loss is token-weighted over the whole effective batch (every rank, every
-micro-batch), so one process and N processes with the same global batch give the same result.
-It runs unchanged under `accelerate launch` / `torchrun` (DDP; gloo on CPU, NCCL on GPU): the data
-is sharded per rank and only rank 0 writes files.
+Freed heap memory goes back to the system after each step (`cefrtune.memory`). The loss is
+token-weighted over the whole effective batch (every rank, every micro-batch), so one process and
+N processes with the same global batch give the same result. It runs unchanged under
+`accelerate launch` / `torchrun` (DDP; gloo on CPU, NCCL on GPU): the data is sharded per rank
+and only rank 0 writes files.
 """
 
 from __future__ import annotations
