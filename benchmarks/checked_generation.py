@@ -17,9 +17,8 @@ Each schedule runs once per `--candidates` value: the sentences sampled for ever
 in a steered round (`--free-candidates`: in a free round; cefrtune's default is 4 steered, 1 free).
 Printed per run: share of sentences passing every check before and after, sentences still
 flagged, mean rounds and samples (every sentence generated, the first answer included) a
-sentence, sentences/s. Then the decoding cost of one sampled step with
-transformers' full-vocabulary top-p sampling against cefrtune's top-k/top-p sampler (a peer
-measured in the same run; the machine is shared, so compare ratios).
+sentence, sentences/s. The decoding loop itself is timed against transformers' in
+benchmarks/decoding.py.
 """
 
 from __future__ import annotations
@@ -27,10 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEDULES = {"no-steering": lambda a: None, "steer-last": lambda a: a - 1, "steer-from-2": lambda a: 1, "steer-always": lambda a: 0}
@@ -47,7 +44,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--no-step-timing", action="store_true", help="skip the sampler step timing")
     args = parser.parse_args()
 
     from cefrtune.examples import load_examples
@@ -83,15 +79,8 @@ def main() -> None:
         print(f"{name:30}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>8.2f}"
               f"{s['mean_samples']:>9.2f}{s['sentences_per_s']:>8.2f}")
 
-    steps = {} if args.no_step_timing else sampler_step_ms(model, args.batch_size)
     if args.json:
-        Path(args.json).write_text(json.dumps({"run": str(run), "schedules": rows, "step_ms": steps}, indent=1))
-    if not steps:
-        return
-    print()
-    print(f"one decoding step, batch {args.batch_size}, ~320-token context: greedy {steps['greedy']:.0f} ms, "
-          f"transformers top-p sampling {steps['transformers_top_p']:.0f} ms, cefrtune top-k/top-p sampler "
-          f"{steps['cefrtune_sampler']:.0f} ms ({steps['transformers_top_p'] / steps['cefrtune_sampler']:.2f}x faster)")
+        Path(args.json).write_text(json.dumps({"run": str(run), "schedules": rows}, indent=1))
 
 
 def newest_run() -> Path:
@@ -99,31 +88,6 @@ def newest_run() -> Path:
     if not runs:
         sys.exit("no finished run under runs/ (run `cefrtune run` first, or pass --run)")
     return runs[-1]
-
-
-@torch.no_grad()
-def sampler_step_ms(model, batch: int, context: int = 320) -> dict:
-    from transformers import LogitsProcessorList
-
-    from cefrtune.generate import SAMPLE_TOP_K, TopKTopPSampler
-
-    ids = torch.randint(1000, 20000, (batch, context))
-    variants = {
-        "greedy": dict(do_sample=False),
-        "transformers_top_p": dict(do_sample=True, temperature=0.9, top_p=0.95, top_k=None),
-        "cefrtune_sampler": dict(do_sample=False, logits_processor=LogitsProcessorList([TopKTopPSampler(SAMPLE_TOP_K, 0.95, 0.9, 0)])),
-    }
-
-    def seconds(n: int, kw: dict) -> float:
-        start = time.perf_counter()
-        model.generate(ids, max_new_tokens=n, min_new_tokens=n, pad_token_id=0, **kw)
-        return time.perf_counter() - start
-
-    out = {}
-    for name, kw in variants.items():
-        seconds(2, kw)
-        out[name] = (seconds(18, kw) - seconds(2, kw)) / 16 * 1000
-    return out
 
 
 if __name__ == "__main__":

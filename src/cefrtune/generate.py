@@ -14,9 +14,7 @@ word, and each steered round samples several candidates for every failing senten
 sentence comes back with its checks; failures are flagged with their reasons, never hidden.
 `benchmarks/checked_generation.py` measures the schedules against each other.
 
-Sampling is top-k (64) then top-p inside those k, done by one logits processor that picks the
-token itself (the model's generate then only takes its argmax): sorting and sampling from the
-full 262k-token distribution would cost more than the model's forward pass at each step.
+The token loop itself (KV cache, stop rules, the top-k/top-p sampler) is cefrtune.decode.
 """
 
 from __future__ import annotations
@@ -26,10 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-
-from cefrtune import memory
+from cefrtune.decode import decode_texts
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
 from cefrtune.train import prompt_ids
@@ -44,7 +39,6 @@ FREE_CANDIDATES = 1
 """... and in each unsteered round. Measured in benchmarks/checked_generation.py with the default
 run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the free round, then 4
 steered: 100 %, and the fastest of the three with several candidates."""
-SAMPLE_TOP_K = 64
 
 
 class RequestError(ValueError):
@@ -209,83 +203,16 @@ def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
 
 
 def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95, progress: bool = False):
-    """A `complete` function over a Hugging Face model: batched, left-padded, shortest first."""
+    """A `complete` function over a Hugging Face model (cefrtune.decode: batched, left-padded,
+    shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines."""
+    stop_ids = _stop_ids(tokenizer, style)
 
     def complete(prompts, max_new_tokens, sample, seed, lines):
-        return _generate(model, tokenizer, style, prompts, batch_size, max_new_tokens, sample,
-                         temperature, top_p, seed, progress, "regenerate" if max(lines, default=0) == 1 else "generate", lines)
+        desc = "regenerate" if max(lines, default=0) == 1 else "generate"
+        return decode_texts(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample,
+                            temperature, top_p, seed, progress, desc)
 
     return complete
-
-
-@torch.no_grad()
-def _generate(model, tokenizer, style, prompts: list[list[int]], batch_size: int, max_new_tokens: int, sample: bool,
-              temperature: float, top_p: float, seed: int, progress: bool, desc: str, lines: list[int] | None = None) -> list[str]:
-    """Decode every prompt; a row stops at the end-of-turn marker, at EOS, or once it has written
-    `lines[i]` line breaks (an answer of n sentences is complete at the break after sentence n,
-    whether or not the model ends its turn there)."""
-    from tqdm.auto import tqdm
-
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stop_ids = _stop_ids(tokenizer, style)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    outputs: list[str] = [""] * len(prompts)
-    model.eval()
-    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
-        width = max(len(prompts[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):  # left padding
-            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]) :] = 1
-        processors = [TopKTopPSampler(SAMPLE_TOP_K, top_p, temperature, seed + batch[0])] if sample else []
-        stopping = [LineLimit(tokenizer, [lines[i] for i in batch])] if lines else []
-        out = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-            do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(processors),
-            stopping_criteria=StoppingCriteriaList(stopping), eos_token_id=stop_ids, pad_token_id=pad,
-        )
-        for row, i in enumerate(batch):
-            outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
-        memory.trim_if_above()
-    return outputs
-
-
-class LineLimit(StoppingCriteria):
-    """Stops row i once the tokens it generated hold `limits[i]` line breaks (counted token by
-    token as they come, so any token that carries a newline counts)."""
-
-    def __init__(self, tokenizer, limits: list[int]):
-        self.tokenizer, self.limits = tokenizer, limits
-        self.breaks = [0] * len(limits)
-        self.newlines: dict[int, int] = {}
-
-    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
-        for row, token in enumerate(input_ids[:, -1].tolist()):
-            if token not in self.newlines:
-                self.newlines[token] = self.tokenizer.decode([token]).count("\n")
-            self.breaks[row] += self.newlines[token]
-        return torch.tensor([b >= limit for b, limit in zip(self.breaks, self.limits)], device=input_ids.device)
-
-
-class TopKTopPSampler(LogitsProcessor):
-    """Samples the next token from the top-k tokens, cut to top-p mass, at a temperature, and
-    returns scores where only that token is finite (so greedy decoding emits it). Seeded by its
-    own generator: the same seed gives the same sentences."""
-
-    def __init__(self, k: int, p: float, temperature: float, seed: int):
-        self.k, self.p, self.temperature = k, p, temperature
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        top, index = scores.float().topk(min(self.k, scores.shape[-1]), dim=-1)
-        probs = (top / self.temperature).softmax(dim=-1)
-        probs = probs.masked_fill(probs.cumsum(dim=-1) - probs > self.p, 0.0)  # keeps at least the best
-        choice = torch.multinomial(probs.cpu(), 1, generator=self.generator).to(index.device)
-        chosen = torch.full_like(scores, float("-inf"))
-        return chosen.scatter_(-1, index.gather(-1, choice), 0.0)
 
 
 def read_requests(path: str | Path, n: int | None = 10, level: str | None = None) -> list[Request]:

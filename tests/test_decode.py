@@ -1,0 +1,109 @@
+"""The decoding loop: greedy output is what transformers' generate writes, on tiny Llama and Gemma 3
+models; rows stop at their own stop token or line count; a batch gives each row what it would get
+alone; a prompt asked for several times is read once."""
+
+import pytest
+import torch
+
+import tiny
+from cefrtune.decode import NewlineCounter, TopKTopPSampler, _batches, decode_batch, decode_texts
+
+PAD = 0
+
+
+def prompts(vocab: int, lengths, seed: int = 1) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randint(5, vocab, (n,), generator=generator).tolist() for n in lengths]
+
+
+def generate_reference(model, rows, max_new_tokens, stop_ids):
+    """transformers' greedy generate over the same left-padded batch, cut after each row's stop token."""
+    width = max(map(len, rows))
+    ids = torch.tensor([[PAD] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                         eos_token_id=stop_ids, pad_token_id=PAD)[:, width:].tolist()
+    cut = []
+    for row in out:
+        ends = [i for i, t in enumerate(row) if t in stop_ids]
+        cut.append(row[: ends[0] + 1] if ends else row)
+    return cut
+
+
+@pytest.mark.parametrize("build", [tiny.llama, lambda vocab: tiny.gemma3(vocab, tied=False)], ids=["llama", "gemma3"])
+def test_greedy_matches_transformers_generate(build):
+    model = build(300).eval()
+    rows = prompts(300, [5, 23, 40, 17])  # 40 prompt + 40 new tokens crosses Gemma's 64-token sliding window
+    free = decode_batch(model, rows, 40, [], PAD)
+    never = min(set(range(300)) - {t for row in free for t in row})
+    assert free == generate_reference(model, rows, 40, [never])
+    stop_ids = sorted({free[1][9], free[2][4]})  # rows 1 and 2 stop early, at the latest there
+    stopped = decode_batch(model, rows, 40, stop_ids, PAD)
+    assert stopped == generate_reference(model, rows, 40, stop_ids)
+    assert len(stopped[1]) <= 10 and len(stopped[2]) <= 5 and stopped[1][-1] in stop_ids
+
+
+def test_each_row_gets_what_it_would_alone():
+    model = tiny.gemma3(300, tied=False).eval()
+    rows = prompts(300, [3, 30, 12, 30, 8], seed=2)
+    together = decode_batch(model, rows, 30, [7], PAD)
+    assert together == [decode_batch(model, [r], 30, [7], PAD)[0] for r in rows]
+
+
+def test_rows_stop_after_their_own_line_count():
+    model = tiny.llama(300).eval()
+    breaks_in = lambda token: 1 if token % 3 == 0 else 0  # noqa: E731 - a third of the vocabulary "ends a line"
+    rows = prompts(300, [6, 9, 4])
+    limits = [1, 3, 2]
+    out = decode_batch(model, rows, 60, [], PAD, limits, breaks_in)
+    for row, limit in zip(out, limits):
+        assert sum(map(breaks_in, row)) == limit and breaks_in(row[-1]) == 1  # stopped right at the limit-th break
+
+
+def test_repeated_prompts_are_read_once_and_sampled_apart():
+    model = tiny.llama(300).eval()
+    rows = prompts(300, [9, 14])
+    calls = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape), with_kwargs=True)
+    out = decode_batch(model, [rows[0]] * 3 + [rows[1]], 12, [], PAD, sampler=TopKTopPSampler(50, 1.0, 2.0, seed=0))
+    assert calls[0][0] == 2  # two different prompts read, not four
+    assert len({tuple(r) for r in out[:3]}) > 1  # copies draw their own tokens
+    greedy = decode_batch(model, [rows[0]] * 2, 12, [], PAD)
+    assert greedy[0] == greedy[1] == decode_batch(model, [rows[0]], 12, [], PAD)[0]
+
+
+def test_batches_count_different_prompts():
+    a, b, c = [1, 2], [3, 4], [5]
+    batches = _batches([a, a, b, a, c, b, b], batch_size=2)
+    assert [sorted(x) for x in batches] == [[0, 1, 3, 4], [2, 5, 6]]  # c, then a (shortest first), then b
+    assert sorted(i for x in batches for i in x) == list(range(7))
+
+
+def test_decode_texts_keeps_prompt_order_and_is_seeded(tok):
+    model = tiny.llama(len(tok)).eval()
+    rows = [tok("Evde kimse yok")["input_ids"], tok("Kedi")["input_ids"], tok("Bir bardak su içtim")["input_ids"]]
+    greedy = decode_texts(model, tok, rows, 8, [tok.eos_token_id], batch_size=2)
+    assert greedy[1] == decode_texts(model, tok, [rows[1]], 8, [tok.eos_token_id])[0]
+    sampled = decode_texts(model, tok, rows, 8, [], batch_size=2, sample=True, seed=5)
+    assert sampled == decode_texts(model, tok, rows, 8, [], batch_size=2, sample=True, seed=5)
+
+
+def test_sampler_picks_one_token_from_the_top_k():
+    scores = torch.randn(4, 1000)
+    chosen = TopKTopPSampler(k=5, p=0.95, temperature=1.0, seed=3)(scores)
+    top5 = scores.topk(5, dim=-1).indices
+    assert chosen.shape == (4,) and all(c in row for c, row in zip(chosen.tolist(), top5.tolist()))
+    assert torch.equal(chosen, TopKTopPSampler(k=5, p=0.95, temperature=1.0, seed=3)(scores))  # seeded
+    nucleus = TopKTopPSampler(k=5, p=1e-6, temperature=1.0, seed=3)(scores)
+    assert torch.equal(nucleus, scores.argmax(dim=-1))  # a tiny top-p keeps only the best token
+
+
+def test_newline_counter_counts_breaks_inside_tokens():
+    pieces = ["1.", " Ev", ".\n", "\n\n", "x"]
+
+    class Pieces:  # decode() is all the counter needs from a tokenizer
+        def decode(self, ids):
+            return "".join(pieces[i] for i in ids)
+
+    count = NewlineCounter(Pieces())
+    assert [count(i) for i in range(5)] == [0, 0, 1, 2, 0]
