@@ -4,12 +4,14 @@
     python benchmarks/train_memory.py --epochs 2 --examples 32
 
 The same short training run (embedded model, the seed's batch and LoRA settings, compiled layers)
-runs three times, each in its own process so peak RSS is its own:
+runs once per contender, each in its own process so peak RSS is its own:
 
     plain     cefrtune's trainer with the heap trimming switched off (garbage collection only)
     step      the heap given back after each optimizer step only (`heap_trim_above_gb: null`)
     trimmed   as shipped (`cefrtune.memory`): after each optimizer step, and after a micro-batch
               once the process passes `heap_trim_above_gb` (4 GB)
+    arenas    no trimming, glibc limited to one malloc arena (MALLOC_ARENA_MAX=1): does the
+              retained heap come from threads' separate arenas?
 
 Printed per contender and epoch: resident memory after the epoch's checkpoint, peak so far, and
 training tokens/s; then the peak ratio and the speed ratio (the machine is noisy: compare ratios).
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 
-CONTENDERS = ("plain", "step", "trimmed")
+CONTENDERS = ("plain", "step", "trimmed", "arenas")
+ARENAS = "1"  # glibc malloc arenas for the `arenas` contender (MALLOC_ARENA_MAX)
 
 
 def main() -> None:
@@ -32,15 +36,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--examples", type=int, default=64, help="training examples (from the A1 train split)")
     parser.add_argument("--only", choices=CONTENDERS, help="run one contender (used internally)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated, of " + ", ".join(CONTENDERS))
     args = parser.parse_args()
     if args.only:
         print(json.dumps(run_one(args)))
         return
     results = {}
-    for name in CONTENDERS:
+    for name in args.contenders.split(","):
         print(f"running {name} ...", flush=True)
         cmd = [sys.executable, __file__, "--only", name, "--epochs", str(args.epochs), "--examples", str(args.examples)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        env = dict(os.environ, **({"MALLOC_ARENA_MAX": ARENAS} if name == "arenas" else {}))
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{name} failed")
@@ -50,7 +56,7 @@ def main() -> None:
     for name, r in results.items():
         for e in r["epochs"]:
             print(f"{name:10}{e['epoch']:>6}{e['rss_mb']:>9.0f}{e['peak_mb']:>9.0f}")
-    plain = results["plain"]
+    plain = results.get("plain") or next(iter(results.values()))
     print()
     for name, r in results.items():
         print(f"{name:10} peak {r['peak_mb'] / 1024:.2f} GB ({r['peak_mb'] / plain['peak_mb']:.2f}x plain), "
@@ -65,7 +71,7 @@ def run_one(args) -> dict:
     from cefrtune.data import split_examples
     from cefrtune.examples import load_examples
 
-    if args.only == "plain":
+    if args.only in ("plain", "arenas"):
         import gc
 
         memory.release = lambda collect=True: gc.collect() if collect else None

@@ -3,12 +3,15 @@
     python benchmarks/train_throughput.py            # default: 6 optimizer steps, batch 8, r 128
     python benchmarks/train_throughput.py --short    # 3 steps, a quick check
     python benchmarks/train_throughput.py --model PATH --steps 10
+    python benchmarks/train_throughput.py --contenders trl_bf16,cefrtune,cefrtune:heap_trim_above_gb=null
 
 Same model, data (the A1 train split), LoRA config (all linear layers), batch and number of
 optimizer steps for every contender; each runs in its own process, one after another, so peak
 RSS is its own. Printed per contender: tokens/s, peak RSS, train loss after the steps and
 response loss on the eval split (computed by the same code for all); then the speed ratios and
 cefrtune's model FLOPs utilisation against a bf16 matmul peak measured in this run.
+`--contenders` picks and repeats contenders; `cefrtune:FIELD=VALUE[:FIELD=VALUE]` runs cefrtune
+with config overrides (a lever switched off or on), measured against the same TRL runs.
 Figures are ratios within one run: the machine is shared and absolute times drift.
 """
 
@@ -35,7 +38,9 @@ def main() -> None:
     parser.add_argument("--lora-r", type=int, default=128)
     parser.add_argument("--short", action="store_true", help="3 steps and a smaller eval set")
     parser.add_argument("--no-compile", action="store_true", help="cefrtune without torch.compile (to measure the lever)")
-    parser.add_argument("--only", choices=["trl_bf16", "trl_fp32", "cefrtune"], help="run one contender (used internally)")
+    parser.add_argument("--contenders", default="trl_bf16,trl_fp32,cefrtune",
+                        help="comma-separated: trl_bf16, trl_fp32, cefrtune, cefrtune:FIELD=VALUE[:FIELD=VALUE]")
+    parser.add_argument("--only", help="run one contender (used internally)")
     args = parser.parse_args()
     if args.short:
         args.steps = 3
@@ -43,7 +48,11 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
     results = {}
-    for name in ("trl_bf16", "trl_fp32", "cefrtune"):
+    contenders = args.contenders.split(",")
+    unknown = [c for c in contenders if c.split(":")[0] not in ("trl_bf16", "trl_fp32", "cefrtune") or (c.startswith("trl") and ":" in c)]
+    if unknown or not any(c.startswith("trl_bf16") for c in contenders) or not any(c.startswith("cefrtune") for c in contenders):
+        sys.exit(f"--contenders needs trl_bf16 and at least one cefrtune[:FIELD=VALUE...]; not understood: {', '.join(unknown) or '-'}")
+    for name in contenders:
         cmd = [sys.executable, __file__, "--only", name, "--model", args.model, "--steps", str(args.steps),
                "--batch", str(args.batch), "--lora-r", str(args.lora_r)] + (["--short"] if args.short else []) + (["--no-compile"] if args.no_compile else [])
         print(f"running {name} ...", flush=True)
@@ -54,22 +63,25 @@ def main() -> None:
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     peak = bf16_peak_gflops()
     print()
-    print(f"{'contender':12}{'tokens/s':>10}{'(all steps)':>12}{'1st step s':>11}{'peak RSS':>11}{'train loss':>12}{'eval loss':>11}")
+    width = max(12, *(len(n) + 1 for n in results))
+    print(f"{'contender':{width}}{'tokens/s':>10}{'(all steps)':>12}{'1st step s':>11}{'peak RSS':>11}{'train loss':>12}{'eval loss':>11}")
     for name, r in results.items():
-        print(f"{name:12}{r['tokens_per_s']:>10.1f}{r['tokens_per_s_all_steps']:>12.1f}{r['first_step_s']:>11.1f}"
+        print(f"{name:{width}}{r['tokens_per_s']:>10.1f}{r['tokens_per_s_all_steps']:>12.1f}{r['first_step_s']:>11.1f}"
               f"{r['peak_rss_mb'] / 1024:>9.2f}GB{r['train_loss']:>12.4f}{r['eval_loss']:>11.4f}")
-    c = results["cefrtune"]
     print()
     print("tokens/s: steps 2.. (every contender's first step holds its one-off warm-up; cefrtune's holds the compile)")
-    for peer in ("trl_bf16", "trl_fp32"):
-        print(f"speed-up cefrtune / {peer}: {c['tokens_per_s'] / results[peer]['tokens_per_s']:.2f}x "
-              f"(all steps, first included: {c['tokens_per_s_all_steps'] / results[peer]['tokens_per_s_all_steps']:.2f}x)")
-    print(f"eval loss difference cefrtune vs TRL bf16: {100 * (c['eval_loss'] - results['trl_bf16']['eval_loss']) / results['trl_bf16']['eval_loss']:+.2f} %")
-    achieved = c["flops_per_token"] * c["tokens_per_s"] / 1e9
-    shape = bf16_peak_gflops(2048, c["hidden_size"], c["intermediate_size"])  # the model's own MLP shape
-    print(f"cefrtune model FLOPs: {achieved:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} % of a bf16 matmul peak of {peak:.0f} GFLOP/s "
-          f"(2048x2048x2048), {100 * achieved / shape:.1f} % of the {shape:.0f} GFLOP/s the same matmul kernel reaches at this "
-          f"model's own layer shape (2048 tokens x {c['hidden_size']} x {c['intermediate_size']})")
+    for name in (n for n in results if n.startswith("cefrtune")):
+        c = results[name]
+        print()
+        for peer in (p for p in ("trl_bf16", "trl_fp32") if p in results):
+            print(f"speed-up {name} / {peer}: {c['tokens_per_s'] / results[peer]['tokens_per_s']:.2f}x "
+                  f"(all steps, first included: {c['tokens_per_s_all_steps'] / results[peer]['tokens_per_s_all_steps']:.2f}x)")
+        print(f"eval loss difference {name} vs TRL bf16: {100 * (c['eval_loss'] - results['trl_bf16']['eval_loss']) / results['trl_bf16']['eval_loss']:+.2f} %")
+        achieved = c["flops_per_token"] * c["tokens_per_s"] / 1e9
+        shape = bf16_peak_gflops(2048, c["hidden_size"], c["intermediate_size"])  # the model's own MLP shape
+        print(f"{name} model FLOPs: {achieved:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} % of a bf16 matmul peak of {peak:.0f} "
+              f"GFLOP/s (2048x2048x2048), {100 * achieved / shape:.1f} % of the {shape:.0f} GFLOP/s the same matmul kernel reaches "
+              f"at this model's own layer shape (2048 tokens x {c['hidden_size']} x {c['intermediate_size']})")
 
 
 def bf16_peak_gflops(m: int = 2048, k: int = 2048, n: int = 2048) -> float:
@@ -103,7 +115,7 @@ def run_one(args) -> dict:
 
     train_examples, eval_examples = load_split(args.short)
     used = [train_examples[i % len(train_examples)] for i in range(args.steps * args.batch)]
-    name = args.only
+    name = args.only.split(":")[0]
     dtype = torch.float32 if name.startswith("trl") else torch.bfloat16
     model, tokenizer, _ = models.load(args.model, dtype=dtype)
     style = PromptStyle.for_tokenizer(tokenizer)
@@ -112,7 +124,7 @@ def run_one(args) -> dict:
     if name.startswith("trl"):
         steps, train_loss, model = run_trl(model, tokenizer, style, used, args, bf16=name == "trl_bf16")
     else:
-        steps, train_loss, model = run_cefrtune(model, tokenizer, used, eval_examples, args)
+        steps, train_loss, model = run_cefrtune(model, tokenizer, used, eval_examples, args, overrides(args.only))
     eval_loss = loss_metrics(model.float(), tokenizer, style, eval_examples)["response_loss"]
     later = steps[1:] or steps
     return {
@@ -171,13 +183,24 @@ class StepTimer(TrainerCallback):
         self.steps.append((self.tokens, time.perf_counter() - self.started))
 
 
-def run_cefrtune(model, tokenizer, examples, eval_examples, args):
+def overrides(contender: str) -> dict:
+    """`cefrtune:heap_trim_above_gb=null:compile=false` -> {"heap_trim_above_gb": None, "compile": False}."""
+    import yaml
+
+    pairs = [p.split("=", 1) for p in contender.split(":")[1:]]
+    if any(len(p) != 2 for p in pairs):
+        sys.exit(f"contender '{contender}': expected cefrtune:FIELD=VALUE[:FIELD=VALUE]")
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
+def run_cefrtune(model, tokenizer, examples, eval_examples, args, changes: dict):
     from cefrtune.config import load_config
     from cefrtune.train import train
 
     config = load_config(None, dict(model=args.model, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
                                      max_steps=args.steps, num_train_epochs=1, learning_rate=2e-4, warmup_ratio=0.0,
-                                     lora_r=args.lora_r, lora_alpha=2 * args.lora_r, generate=False, compile=not args.no_compile))
+                                     lora_r=args.lora_r, lora_alpha=2 * args.lora_r, generate=False, compile=not args.no_compile)
+                         | changes)
     out = Path("/tmp/cefrtune-bench-cefrtune")
     import shutil
 

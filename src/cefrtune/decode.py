@@ -5,10 +5,11 @@
 It does what `model.generate` does for cefrtune's two cases, greedy and the top-k/top-p sampler,
 and nothing more: one forward pass per token over the rows still writing, logits for the last
 position only, and a row that is done (a stop token, its line count, or the token budget) leaves
-the batch and its cache at once instead of decoding padding to the end of the batch. Greedy output
-is token for token what `model.generate` writes (tests/test_decode.py); one step takes about half
-the time, and repeated prompts (several candidates for one sentence) are read once
-(`python benchmarks/decoding.py`).
+the batch and its cache at once instead of decoding padding to the end of the batch; the KV cache
+writes each new position into room kept free instead of copying itself every step; a prompt asked
+for several times in a batch (the candidates for one failing sentence) is read once and its cache
+copied. Greedy output is token for token what `model.generate` writes (tests/test_decode.py);
+`python benchmarks/decoding.py` times the two side by side.
 
 A row stops at any of `stop_ids`, or once the tokens it wrote hold `lines[i]` line breaks (an
 answer of n sentences is complete at the break after sentence n, whether or not the model ends

@@ -101,7 +101,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         gen_dtype = DTYPES[config.generation_dtype]
         max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
         train_sentences = [s for e in train_examples for s in e.sentences]
-        merged = merged.to(gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
+        merged = models.to_dtype(merged, gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
         memory.release()
         base_model, _, _ = models.load(config.model, dtype=gen_dtype)
         baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))

@@ -91,7 +91,7 @@ def train(
         if model is None:
             model, tokenizer, _ = models.load(config.model, dtype=DTYPES[config.train_dtype], device=accelerator.device)
         else:
-            model.to(DTYPES[config.train_dtype])
+            models.to_dtype(model, DTYPES[config.train_dtype])
         for p in model.parameters():
             p.requires_grad_(False)
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
