@@ -10,8 +10,9 @@ runs once per contender, each in its own process so peak RSS is its own:
     step      the heap given back after each optimizer step only (`heap_trim_above_gb: null`)
     trimmed   as shipped (`cefrtune.memory`): after each optimizer step, and after a micro-batch
               once the process passes `heap_trim_above_gb` (4 GB)
-    arenas    no trimming, glibc limited to one malloc arena (MALLOC_ARENA_MAX=1): does the
-              retained heap come from threads' separate arenas?
+    arenas    (only with --contenders) no trimming, glibc limited to one malloc arena
+              (MALLOC_ARENA_MAX=1). Measured: it holds as much as plain, so the retained heap is
+              not the threads' separate arenas.
 
 Printed per contender and epoch: resident memory after the epoch's checkpoint, peak so far, and
 training tokens/s; then the peak ratio and the speed ratio (the machine is noisy: compare ratios).
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--examples", type=int, default=64, help="training examples (from the A1 train split)")
     parser.add_argument("--only", choices=CONTENDERS, help="run one contender (used internally)")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated, of " + ", ".join(CONTENDERS))
+    parser.add_argument("--contenders", default="plain,step,trimmed", help="comma-separated, of " + ", ".join(CONTENDERS))
     args = parser.parse_args()
     if args.only:
         print(json.dumps(run_one(args)))
