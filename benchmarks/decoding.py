@@ -29,8 +29,6 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -40,6 +38,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
+    from checked_generation import newest_run  # this folder's sibling script
+
     from cefrtune.decode import decode_texts
     from cefrtune.examples import load_examples
     from cefrtune.generate import _continuation_prompt, _stop_ids, default_max_new_tokens
@@ -47,6 +47,8 @@ def main() -> None:
     from cefrtune.train import prompt_ids
 
     run = Path(args.run) if args.run else newest_run()
+    if not (run / "merged").is_dir() or not list((run / "data").glob("*_eval.json")):
+        sys.exit(f"{run}: not a finished cefrtune run (needs merged/ and data/*_eval.json)")
     train = load_examples(next((run / "data").glob("*_train.json")))
     evaluation = load_examples(next((run / "data").glob("*_eval.json")))
     model, tokenizer, style = load_generator(str(run / "merged"))
@@ -94,13 +96,6 @@ def main() -> None:
     print("(sampled rows differ by design: the two loops draw from the generator in a different order once rows finish)")
     if args.json:
         Path(args.json).write_text(json.dumps({"run": str(run), "rows": rows}, indent=1))
-
-
-def newest_run() -> Path:
-    runs = sorted((p for p in (ROOT / "runs").glob("a1-*") if (p / "merged").is_dir()), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        sys.exit("no finished run under runs/ (run `cefrtune run` first, or pass --run)")
-    return runs[-1]
 
 
 @torch.no_grad()

@@ -184,13 +184,11 @@ class StepTimer(TrainerCallback):
 
 
 def overrides(contender: str) -> dict:
-    """`cefrtune:heap_trim_above_gb=null:compile=false` -> {"heap_trim_above_gb": None, "compile": False}."""
-    import yaml
+    """`cefrtune:heap_trim_above_gb=null:compile=false` -> {"heap_trim_above_gb": None, "compile": False},
+    parsed as the CLI parses `--set`."""
+    from cefrtune.cli import _overrides
 
-    pairs = [p.split("=", 1) for p in contender.split(":")[1:]]
-    if any(len(p) != 2 for p in pairs):
-        sys.exit(f"contender '{contender}': expected cefrtune:FIELD=VALUE[:FIELD=VALUE]")
-    return {key: yaml.safe_load(value) for key, value in pairs}
+    return _overrides(contender.split(":")[1:])
 
 
 def run_cefrtune(model, tokenizer, examples, eval_examples, args, changes: dict):

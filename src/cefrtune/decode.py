@@ -19,6 +19,7 @@ full 262k-token distribution would cost more than the model's forward pass at ea
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -164,16 +165,11 @@ def _new_cache(model):
     return cache
 
 
-_GROWING_LAYER = None
-
-
+@functools.cache
 def _growing_layer_class():
     """transformers' DynamicLayer concatenates every step: a copy of the whole cache per token,
     which at batch 32 costs about a fifth of a step. This one keeps spare positions and writes
     into them; attention reads a view of the filled part."""
-    global _GROWING_LAYER
-    if _GROWING_LAYER is not None:
-        return _GROWING_LAYER
     from transformers.cache_utils import DynamicLayer
 
     class _GrowingLayer(DynamicLayer):
@@ -205,5 +201,4 @@ def _growing_layer_class():
                 self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
                 self.keys, self.values = self.key_buffer[..., : self.filled, :], self.value_buffer[..., : self.filled, :]
 
-    _GROWING_LAYER = _GrowingLayer
-    return _GROWING_LAYER
+    return _GrowingLayer
