@@ -8,20 +8,24 @@ import tiny
 from cefrtune.loss import IGNORE, CausalLMLoss, FrozenHeadCrossEntropy
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("softcap", [0.0, 30.0])
-def test_fused_cross_entropy_matches_plain(softcap):
+def test_fused_cross_entropy_matches_plain(softcap, compiled):
     torch.manual_seed(0)
     hidden = torch.randn(37, 16, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(50, 16, dtype=torch.float64)
     targets = torch.randint(0, 50, (37,))
-    loss = FrozenHeadCrossEntropy.apply(hidden, weight, targets, 8, softcap)
+    loss = FrozenHeadCrossEntropy.apply(hidden, weight, targets, 8, softcap, compiled)
     (grad,) = torch.autograd.grad(loss, hidden)
+    with torch.no_grad():  # evaluation: the loss alone
+        loss_only = FrozenHeadCrossEntropy.apply(hidden, weight, targets, 8, softcap, compiled)
     logits = hidden @ weight.t()
     if softcap:
         logits = softcap * torch.tanh(logits / softcap)
     plain = F.cross_entropy(logits, targets, reduction="sum")
     (plain_grad,) = torch.autograd.grad(plain, hidden)
     torch.testing.assert_close(loss.double(), plain, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(loss_only.double(), plain, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(grad, plain_grad, rtol=1e-6, atol=1e-6)
 
 

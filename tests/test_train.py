@@ -130,10 +130,13 @@ def test_chat_template_prompt_style(chat_tok, examples):
 
 
 def test_bf16_and_compiled_training_match_plain_fp32(tok, examples, tmp_path):
-    """The speed levers (bf16 base with LoRA inputs kept in bf16, compiled decoder layers) train
-    the same model: same train losses as plain fp32 eager, within bf16 rounding."""
+    """The speed levers (bf16 base with LoRA inputs kept in bf16, compiled decoder layers and
+    softmax, eager attention on CPU) train the same model: same train losses as plain fp32 with
+    the model's own attention (sdpa), within bf16 rounding."""
     config = dict(num_train_epochs=2, learning_rate=1e-2)
     plain = train(tiny_config(**config), examples[:4], examples[4:6], tmp_path / "plain", model=tiny.gemma3(len(tok)), tokenizer=tok)
+    sdpa = train(tiny_config(attention="sdpa", **config), examples[:4], examples[4:6], tmp_path / "sdpa",
+                 model=tiny.gemma3(len(tok)), tokenizer=tok)
     compiled = train(tiny_config(compile=True, **config), examples[:4], examples[4:6], tmp_path / "compiled",
                      model=tiny.gemma3(len(tok)), tokenizer=tok)
     fast = train(tiny_config(train_dtype="bf16", **config), examples[:4], examples[4:6], tmp_path / "bf16",
@@ -142,6 +145,7 @@ def test_bf16_and_compiled_training_match_plain_fp32(tok, examples, tmp_path):
     def losses(result):
         return [h["loss"] for h in result.history if "loss" in h]
 
+    torch.testing.assert_close(losses(sdpa), losses(plain), rtol=1e-4, atol=0)
     torch.testing.assert_close(losses(compiled), losses(plain), rtol=1e-4, atol=0)
     torch.testing.assert_close(losses(fast), losses(plain), rtol=2e-2, atol=0)
     assert abs(fast.best_eval_loss - plain.best_eval_loss) / plain.best_eval_loss < 2e-2

@@ -16,6 +16,7 @@ from cefrtune.turkish import LEVELS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_PRESET = "a1-seed"
+ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass
@@ -74,13 +75,19 @@ class RunConfig:
     loss_chunk_size: int = 256
     """Rows of the LM head computed at once by the fused cross-entropy (the 262k-vocabulary logits are never whole)."""
     compile: bool | None = None
-    """torch.compile each decoder layer (one shared graph): about 1.4x faster steps on a 2-core
-    CPU after a compile of about 50 s (seconds once cached). None: on for CPU runs that train on
-    at least 100k tokens (the default run: 470k), off otherwise; true/false force it."""
+    """torch.compile each decoder layer (one shared graph) and the fused cross-entropy's softmax
+    passes: about 1.5x faster steps on a 2-core CPU after a compile of about a minute (seconds
+    once cached). None: on for CPU runs that train on at least 100k tokens (the default run:
+    470k), off otherwise; true/false force it."""
+    attention: str | None = None
+    """Attention implementation while training: "eager", "sdpa", "flash_attention_2", ...
+    None: "eager" on CPU (at these lengths its batched matmuls, compiled with the layer, beat the
+    CPU flash-attention kernel of "sdpa": see the README's training-speed section), the model's
+    own on GPU. Generation always uses the model's own."""
     heap_trim_above_gb: float | None = 4.0
     """Give freed heap memory back to the system after any micro-batch that leaves the process
-    above this size (the full default run then peaks near 5 GB instead of 7, at some speed:
-    see benchmarks/train_memory.py). None trims only after each optimizer step (faster)."""
+    above this size (the full default run then peaks near 5 GB instead of 7, at no measurable
+    speed cost: see benchmarks/train_memory.py). None trims only after each optimizer step."""
     threads: int | None = None
     """torch CPU threads; None leaves torch's default (all cores)."""
 
@@ -186,6 +193,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
           "target_modules", '"all-linear" or a list of module names')
     check(config.heap_trim_above_gb is None or (isinstance(config.heap_trim_above_gb, (int, float)) and config.heap_trim_above_gb > 0),
           "heap_trim_above_gb", "a positive number of GB or null")
+    check(config.attention is None or config.attention in ATTENTION, "attention", f"null or one of {', '.join(ATTENTION)}")
     for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size"):
         value = getattr(config, name)
         check(value is None or (isinstance(value, int) and value > 0), name, "a positive integer or null")

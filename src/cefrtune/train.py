@@ -92,6 +92,9 @@ def train(
             model, tokenizer, _ = models.load(config.model, dtype=DTYPES[config.train_dtype], device=accelerator.device)
         else:
             models.to_dtype(model, DTYPES[config.train_dtype])
+        attention = config.attention or ("eager" if accelerator.device.type == "cpu" else None)
+        if attention:
+            model.set_attn_implementation(attention)
         for p in model.parameters():
             p.requires_grad_(False)
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -104,12 +107,13 @@ def train(
     bf16 = config.train_dtype == "bf16"
     if bf16 and config.backend == "torch":
         _keep_lora_inputs_bf16(model)
-    loss_model = CausalLMLoss(model, config.loss_chunk_size)
     planned_tokens = sum(len(f["input_ids"]) for f in train_features) * config.num_train_epochs
-    if config.backend == "torch" and _should_compile(config, accelerator.device, planned_tokens):
+    use_compile = config.backend == "torch" and _should_compile(config, accelerator.device, planned_tokens)
+    loss_model = CausalLMLoss(model, config.loss_chunk_size, compiled=use_compile)
+    if use_compile:
         compiled = _compile_layers(model)
         if main:
-            print(f"cefrtune: compiling {compiled} decoder layers (one graph, reused; the first step waits for it)", flush=True)
+            print(f"cefrtune: compiling {compiled} decoder layers (one graph, reused) and the loss's softmax; the first step waits for it", flush=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
 
@@ -297,7 +301,6 @@ def collate(features: list[dict], pad_id: int, device) -> dict:
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-@torch.no_grad()
 @torch.no_grad()
 def evaluate_features(loss_model, features: list[dict], batch_size: int, pad_id: int, accelerator=None) -> float:
     """Token-weighted mean NLL over `features`, sharded over ranks when `accelerator` has several."""
