@@ -4,6 +4,7 @@
     python benchmarks/train_throughput.py --short    # 3 steps, a quick check
     python benchmarks/train_throughput.py --model PATH --steps 10
     python benchmarks/train_throughput.py --contenders trl_bf16,cefrtune,cefrtune:heap_trim_above_gb=null
+    python benchmarks/train_throughput.py --rounds 2      # every contender twice, interleaved
 
 Same model, data (the A1 train split), LoRA config (all linear layers), batch and number of
 optimizer steps for every contender; each runs in its own process, one after another, so peak
@@ -12,7 +13,9 @@ response loss on the eval split (computed by the same code for all); then the sp
 cefrtune's model FLOPs utilisation against a bf16 matmul peak measured in this run.
 `--contenders` picks and repeats contenders; `cefrtune:FIELD=VALUE[:FIELD=VALUE]` runs cefrtune
 with config overrides (a lever switched off or on), measured against the same TRL runs.
-Figures are ratios within one run: the machine is shared and absolute times drift.
+Figures are ratios within one run: the machine is shared and absolute times drift, by tens of
+percent within minutes on a busy host. `--rounds N` runs the whole list N times, interleaved,
+and reports each contender's median with the range, and the speed-up within each round.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="cefrtune without torch.compile (to measure the lever)")
     parser.add_argument("--contenders", default="trl_bf16,trl_fp32,cefrtune",
                         help="comma-separated: trl_bf16, trl_fp32, cefrtune, cefrtune:FIELD=VALUE[:FIELD=VALUE]")
+    parser.add_argument("--rounds", type=int, default=1, help="run the contender list this many times, interleaved; medians are reported")
     parser.add_argument("--only", help="run one contender (used internally)")
     args = parser.parse_args()
     if args.short:
@@ -47,20 +51,24 @@ def main() -> None:
     if args.only:
         print(json.dumps(run_one(args)))
         return
-    results = {}
     contenders = args.contenders.split(",")
     unknown = [c for c in contenders if c.split(":")[0] not in ("trl_bf16", "trl_fp32", "cefrtune") or (c.startswith("trl") and ":" in c)]
     if unknown or not any(c.startswith("trl_bf16") for c in contenders) or not any(c.startswith("cefrtune") for c in contenders):
         sys.exit(f"--contenders needs trl_bf16 and at least one cefrtune[:FIELD=VALUE...]; not understood: {', '.join(unknown) or '-'}")
-    for name in contenders:
-        cmd = [sys.executable, __file__, "--only", name, "--model", args.model, "--steps", str(args.steps),
-               "--batch", str(args.batch), "--lora-r", str(args.lora_r)] + (["--short"] if args.short else []) + (["--no-compile"] if args.no_compile else [])
-        print(f"running {name} ...", flush=True)
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(out.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"{name} failed")
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    if len(set(contenders)) < len(contenders) or args.rounds < 1:
+        sys.exit("--contenders names each contender once and --rounds is at least 1 (use --rounds N to repeat them)")
+    runs = {name: [] for name in contenders}
+    for round_ in range(1, args.rounds + 1):
+        for name in contenders:
+            cmd = [sys.executable, __file__, "--only", name, "--model", args.model, "--steps", str(args.steps),
+                   "--batch", str(args.batch), "--lora-r", str(args.lora_r)] + (["--short"] if args.short else []) + (["--no-compile"] if args.no_compile else [])
+            print(f"running {name}" + (f" (round {round_} of {args.rounds})" if args.rounds > 1 else "") + " ...", flush=True)
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if out.returncode != 0:
+                print(out.stderr[-3000:], file=sys.stderr)
+                raise SystemExit(f"{name} failed")
+            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    results = {name: median_run(r) for name, r in runs.items()}
     peak = bf16_peak_gflops()
     print()
     width = max(12, *(len(n) + 1 for n in results))
@@ -70,18 +78,30 @@ def main() -> None:
               f"{r['peak_rss_mb'] / 1024:>9.2f}GB{r['train_loss']:>12.4f}{r['eval_loss']:>11.4f}")
     print()
     print("tokens/s: steps 2.. (every contender's first step holds its one-off warm-up; cefrtune's holds the compile)")
+    if args.rounds > 1:
+        print(f"each row: the round with the median tokens/s of {args.rounds}; tokens/s of every round:")
+        for name, r in runs.items():
+            print(f"  {name}: " + ", ".join(f"{x['tokens_per_s']:.1f}" for x in r))
     for name in (n for n in results if n.startswith("cefrtune")):
         c = results[name]
         print()
         for peer in (p for p in ("trl_bf16", "trl_fp32") if p in results):
             print(f"speed-up {name} / {peer}: {c['tokens_per_s'] / results[peer]['tokens_per_s']:.2f}x "
-                  f"(all steps, first included: {c['tokens_per_s_all_steps'] / results[peer]['tokens_per_s_all_steps']:.2f}x)")
+                  f"(all steps, first included: {c['tokens_per_s_all_steps'] / results[peer]['tokens_per_s_all_steps']:.2f}x)"
+                  + (" ; within each round: " + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" for a, b in zip(runs[name], runs[peer]))
+                     if args.rounds > 1 else ""))
         print(f"eval loss difference {name} vs TRL bf16: {100 * (c['eval_loss'] - results['trl_bf16']['eval_loss']) / results['trl_bf16']['eval_loss']:+.2f} %")
         achieved = c["flops_per_token"] * c["tokens_per_s"] / 1e9
         shape = bf16_peak_gflops(2048, c["hidden_size"], c["intermediate_size"])  # the model's own MLP shape
         print(f"{name} model FLOPs: {achieved:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} % of a bf16 matmul peak of {peak:.0f} "
               f"GFLOP/s (2048x2048x2048), {100 * achieved / shape:.1f} % of the {shape:.0f} GFLOP/s the same matmul kernel reaches "
               f"at this model's own layer shape (2048 tokens x {c['hidden_size']} x {c['intermediate_size']})")
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median tokens/s (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda r: r["tokens_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def bf16_peak_gflops(m: int = 2048, k: int = 2048, n: int = 2048) -> float:

@@ -99,25 +99,42 @@ def test_too_long_example_is_refused_by_name(tok, examples, tmp_path):
         train(tiny_config(max_seq_length=20), examples[:4], examples[4:], tmp_path, model=tiny.llama(len(tok)), tokenizer=tok)
 
 
-def test_loss_definitions_on_a_hand_computed_example(tok, examples):
-    """full_text = mean NLL over every token after the first; response = over answer tokens only."""
+def hand_computed_nll(model, tok, style, example):
+    """Every next-token NLL of one example, unbatched, and its prompt length."""
     from cefrtune.train import encode
 
-    model = tiny.llama(len(tok)).eval()
-    style = PromptStyle.for_tokenizer(tok)
-    example = examples[0]
     prompt, response = encode(example, tok, style)
     ids = torch.tensor([prompt + response])
     with torch.no_grad():
         logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-    nll = -logprobs[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
-    expected_full = nll.mean().item()
-    expected_response = nll[len(prompt) - 1 :].mean().item()
-    got = loss_metrics(model, tok, style, [example])
-    assert got["full_text_loss"] == pytest.approx(expected_full, rel=1e-5)
-    assert got["response_loss"] == pytest.approx(expected_response, rel=1e-5)
+    return -logprobs[torch.arange(ids.shape[1] - 1), ids[0, 1:]], len(prompt)
+
+
+def test_loss_definitions_on_a_hand_computed_example(tok, examples):
+    """full_text = mean NLL over every token after the first; response = over answer tokens only."""
+    model = tiny.llama(len(tok)).eval()
+    style = PromptStyle.for_tokenizer(tok)
+    nll, prompt = hand_computed_nll(model, tok, style, examples[0])
+    got = loss_metrics(model, tok, style, examples[:1])
+    assert got["full_text_loss"] == pytest.approx(nll.mean().item(), rel=1e-5)
+    assert got["response_loss"] == pytest.approx(nll[prompt - 1 :].mean().item(), rel=1e-5)
     assert got["response_ppl"] == pytest.approx(math.exp(got["response_loss"]), rel=1e-5)
-    assert got["full_text_tokens"] == ids.shape[1] - 1 and got["response_tokens"] == len(response)
+    assert got["full_text_tokens"] == len(nll) and got["response_tokens"] == len(nll) - prompt + 1
+
+
+def test_loss_definitions_over_padded_batches(tok, examples):
+    """Both definitions from one padded, length-sorted pass equal the token-weighted means of
+    the unbatched per-example NLLs."""
+    model = tiny.gemma3(len(tok)).eval()
+    style = PromptStyle.for_tokenizer(tok)
+    chosen = examples[:5]
+    nlls = [hand_computed_nll(model, tok, style, e) for e in chosen]
+    got = loss_metrics(model, tok, style, chosen, batch_size=2)
+    full = torch.cat([nll for nll, _ in nlls])
+    response = torch.cat([nll[prompt - 1 :] for nll, prompt in nlls])
+    assert got["full_text_loss"] == pytest.approx(full.mean().item(), rel=1e-5)
+    assert got["response_loss"] == pytest.approx(response.mean().item(), rel=1e-5)
+    assert (got["full_text_tokens"], got["response_tokens"]) == (len(full), len(response))
 
 
 def test_chat_template_prompt_style(chat_tok, examples):

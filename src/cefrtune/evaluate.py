@@ -15,21 +15,38 @@ import math
 import torch
 
 from cefrtune.examples import Example
-from cefrtune.loss import CausalLMLoss
+from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
-from cefrtune.train import evaluate_features, tokenize_examples
+from cefrtune.train import collate, tokenize_examples
 
 
 def loss_metrics(model, tokenizer, style: PromptStyle, examples: list[Example], batch_size: int = 8) -> dict:
-    """{full_text_loss, full_text_ppl, response_loss, response_ppl, full_text_tokens, response_tokens}."""
+    """{full_text_loss, full_text_ppl, response_loss, response_ppl, full_text_tokens, response_tokens}.
+    One forward pass serves both definitions: the response positions are a subset of the full
+    text's, so their losses are summed from the same per-token NLLs."""
     loss_model = CausalLMLoss(model)
+    full = tokenize_examples(examples, tokenizer, style, "full", None)
+    response = tokenize_examples(examples, tokenizer, style, "response", None)
+    device = next(model.parameters()).device
+    sums = {"full_text": 0.0, "response": 0.0}
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(full)), key=lambda i: len(full[i]["input_ids"]))  # little padding
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = collate([full[i] for i in rows], tokenizer.pad_token_id, device)
+        losses = loss_model.token_losses(**batch).double()
+        answer = collate([response[i] for i in rows], tokenizer.pad_token_id, device)["labels"][:, 1:] != IGNORE
+        sums["full_text"] += float(losses.sum())
+        sums["response"] += float(losses[answer].sum())
+    model.train(was_training)
     result = {}
-    for name, loss_on in (("full_text", "full"), ("response", "response")):
-        features = tokenize_examples(examples, tokenizer, style, loss_on, None)
-        loss = evaluate_features(loss_model, features, batch_size, tokenizer.pad_token_id)
+    for name, features in (("full_text", full), ("response", response)):
+        tokens = sum(f["n_labels"] for f in features)
+        loss = sums[name] / tokens
         result[f"{name}_loss"] = round(loss, 6)
         result[f"{name}_ppl"] = round(math.exp(loss), 6)
-        result[f"{name}_tokens"] = sum(f["n_labels"] for f in features)
+        result[f"{name}_tokens"] = tokens
     return result
 
 

@@ -32,25 +32,48 @@ class CausalLMLoss(nn.Module):
         self.compiled = compiled
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+        selected, wanted, keep, head, softcap = self._select(input_ids, attention_mask, labels)
+        # The plain path only when the head itself trains (or has a bias): it materialises every
+        # selected row's logits. Evaluation (no grad) always takes the fused path.
+        head_trains = torch.is_grad_enabled() and head.weight.requires_grad
+        if head_trains or getattr(head, "bias", None) is not None:
+            loss_sum = F.cross_entropy(_plain_logits(head, selected, softcap), wanted, reduction="sum")
+        else:
+            loss_sum = FrozenHeadCrossEntropy.apply(selected, head.weight, wanted, self.chunk_size, softcap, self.compiled)
+        return loss_sum, keep.sum()
+
+    @torch.no_grad()
+    def token_losses(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Next-token NLL at every position whose label counts, as a [batch, length - 1] fp32
+        tensor (0 elsewhere): one decoder pass serves several label subsets (evaluation's
+        full-text and response losses)."""
+        selected, wanted, keep, head, softcap = self._select(input_ids, attention_mask, labels)
+        accumulate = torch.promote_types(selected.dtype, torch.float32)
+        if getattr(head, "bias", None) is not None:
+            rows = F.cross_entropy(_plain_logits(head, selected, softcap), wanted, reduction="none")
+        else:
+            step = self.chunk_size
+            rows = torch.cat([_chunk(selected[i : i + step], head.weight, wanted[i : i + step], softcap, accumulate, False)[0]
+                              for i in range(0, len(wanted), step)] or [selected.new_zeros(0, dtype=accumulate)])
+        losses = torch.zeros(keep.shape, dtype=accumulate, device=keep.device)
+        losses[keep] = rows.to(accumulate)
+        return losses
+
+    def _select(self, input_ids, attention_mask, labels):
+        """The decoder's hidden states at the positions whose next token counts, those tokens,
+        the position mask, the LM head and its logit softcap (0.0 for none)."""
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         decoder, head = base.get_decoder(), base.get_output_embeddings()
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
         targets = labels[:, 1:]
         keep = targets != IGNORE
-        selected = hidden[:, :-1][keep]
-        wanted = targets[keep]
-        softcap = getattr(base.config, "final_logit_softcapping", None)
-        # The plain path only when the head itself trains (or has a bias): it materialises every
-        # selected row's logits. Evaluation (no grad) always takes the fused path.
-        head_trains = torch.is_grad_enabled() and head.weight.requires_grad
-        if head_trains or getattr(head, "bias", None) is not None:
-            logits = head(selected).to(torch.promote_types(selected.dtype, torch.float32))
-            if softcap:
-                logits = softcap * torch.tanh(logits / softcap)
-            loss_sum = F.cross_entropy(logits, wanted, reduction="sum")
-        else:
-            loss_sum = FrozenHeadCrossEntropy.apply(selected, head.weight, wanted, self.chunk_size, softcap or 0.0, self.compiled)
-        return loss_sum, keep.sum()
+        softcap = getattr(base.config, "final_logit_softcapping", None) or 0.0
+        return hidden[:, :-1][keep], targets[keep], keep, head, softcap
+
+
+def _plain_logits(head, selected, softcap):
+    logits = head(selected).to(torch.promote_types(selected.dtype, torch.float32))
+    return softcap * torch.tanh(logits / softcap) if softcap else logits
 
 
 class FrozenHeadCrossEntropy(torch.autograd.Function):
@@ -77,6 +100,7 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
                 grad_chunk = grad_logits @ weight if need_grad else None
             else:
                 loss, grad_chunk = _chunk(h, weight, y, softcap, accumulate, need_grad)
+                loss = loss.sum()
             total += loss
             if need_grad:
                 grad[start : start + chunk_size] = grad_chunk
@@ -93,6 +117,7 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
 
 
 def _chunk(h, weight, y, softcap, accumulate, need_grad):
+    """Each row's NLL and, when `need_grad`, d(their sum)/d(h), in place on one fp32 buffer."""
     rows = torch.arange(len(y), device=y.device)
     logits = (h @ weight.t()).to(accumulate)
     if softcap:
@@ -102,7 +127,7 @@ def _chunk(h, weight, y, softcap, accumulate, need_grad):
     peak = logits.amax(dim=-1, keepdim=True)
     probs = logits.sub_(peak).exp_()  # in place: `logits` is now exp(logits - max)
     norm = probs.sum(dim=-1, keepdim=True)
-    loss = (peak.squeeze(1) + norm.squeeze(1).log() - target_logit).sum()
+    loss = peak.squeeze(1) + norm.squeeze(1).log() - target_logit
     if not need_grad:
         return loss, None
     probs.div_(norm)
