@@ -204,3 +204,15 @@ def test_early_stopping_ends_where_the_full_run_stops_improving(tok, examples, t
     again = train(tiny_config(early_stopping_patience=patience, **config), examples[:6], held_out, tmp_path / "early",
                   resume=True, model=tiny.llama(len(tok)), tokenizer=tok)
     assert again.steps_run == early.steps_run and again.stopped_early
+
+
+def test_collate_pads_to_a_multiple_with_masked_ignored_positions():
+    from cefrtune.loss import IGNORE
+    from cefrtune.train import collate
+
+    features = [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8, 9, 10, 11, 12], "labels": [IGNORE, IGNORE, 10, 11, 12]}]
+    batch = collate(features, pad_id=0, device="cpu", multiple=4)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0, 0, 0, 0], [8, 9, 10, 11, 12, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE, 6, 7] + [IGNORE] * 5, [IGNORE, IGNORE, 10, 11, 12] + [IGNORE] * 3]
+    assert collate(features, pad_id=0, device="cpu")["input_ids"].shape == (2, 5)

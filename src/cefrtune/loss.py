@@ -4,11 +4,12 @@ The embedded model has a 262k-token vocabulary, so its LM head dominates compute
 `CausalLMLoss` runs the decoder, keeps only the positions whose next token counts (response
 tokens by default), and feeds them to a fused linear + cross-entropy: chunk by chunk it computes
 the logits, the loss and, for a frozen head, the gradient with respect to the hidden states, then
-drops the logits. With `compiled=True` each chunk's softmax passes run as one compiled kernel
-(torch.compile) instead of one pass per operation. The same module evaluates (baseline, adapter, merged model) and trains, and it is
-what accelerate/DDP wraps, so every rank runs the same code.
+drops the logits. With `compiled=True` (training on CPU) each chunk's softmax passes run as one
+compiled kernel instead of one pass per operation. The same module evaluates (baseline, adapter,
+merged model) and trains, and it is what accelerate/DDP wraps, so every rank runs the same code.
 
     loss_sum, n_tokens = CausalLMLoss(model)(input_ids, attention_mask, labels)
+    nll = CausalLMLoss(model).token_losses(input_ids, attention_mask, labels)  # per position, no grad
 """
 
 from __future__ import annotations

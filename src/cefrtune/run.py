@@ -64,6 +64,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     result = train(config, train_examples, eval_examples, run_dir, resume=resume)
     memory.release()  # the training model is gone; give its heap back before the next stage loads
     peaks = {"train": memory.peak_rss_mb()}  # peak RSS so far, after each stage: which stage sets the peak
+    held = {"after_train": memory.rss_mb()}  # RSS between stages, after the heap is given back
     if not is_main:
         return run_dir
 
@@ -82,6 +83,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     peaks["evaluate_and_merge"] = memory.peak_rss_mb()
     del peft_model, base_model
     memory.release()
+    held["after_merge"] = memory.rss_mb()
     from transformers import AutoModelForCausalLM
 
     merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)  # what users will load
@@ -103,11 +105,13 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         train_sentences = [s for e in train_examples for s in e.sentences]
         merged = models.to_dtype(merged, gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
         memory.release()
+        held["before_generation"] = memory.rss_mb()
         base_model, _, _ = models.load(config.model, dtype=gen_dtype)
         baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))
         peaks["generate_baseline"] = memory.peak_rss_mb()
         del base_model
         memory.release()
+        held["after_generate_baseline"] = memory.rss_mb()
         tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
         peaks["generate_tuned"] = memory.peak_rss_mb()
         reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
@@ -117,7 +121,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
             for e, b, t in zip(eval_examples, baseline["generation_sentences"], tuned["generation_sentences"])
         ]
     metrics = _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
-                       baseline, tuned, adapter, difference, reference, time.perf_counter() - started, peaks)
+                       baseline, tuned, adapter, difference, reference, time.perf_counter() - started, peaks, held)
     metrics["improvement"] = improvement(baseline, tuned)
     for side in (baseline, tuned):
         side.pop("generation_sentences", None)
@@ -149,7 +153,7 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
 
 
 def _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
-             baseline, tuned, adapter, difference, reference, wall, peaks) -> dict:
+             baseline, tuned, adapter, difference, reference, wall, peaks, held) -> dict:
     cfg = to_dict(config)
     from cefrtune.turkish import LEVELS
 
@@ -189,6 +193,7 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "run_wall_s": round(wall, 1),
         "peak_rss_mb": memory.peak_rss_mb(),
         "peak_rss_mb_after_stage": peaks,
+        "rss_mb_between_stages": held,
     }
     if reference:
         metrics["reference_generation"] = reference

@@ -165,7 +165,8 @@ def train(
             loss_total = torch.zeros((), device=accelerator.device)
             tokens_seen = 0
             for m, piece in enumerate(pieces):
-                batch = collate([train_features[i] for i in piece] or [_empty_like(train_features[0])], tokenizer.pad_token_id, accelerator.device)
+                batch = collate([train_features[i] for i in piece] or [_empty_like(train_features[0])], tokenizer.pad_token_id,
+                                accelerator.device, config.pad_to_multiple_of)
                 tokens_seen += int(batch["attention_mask"].sum())
                 sync = m == len(pieces) - 1
                 context = accelerator.no_sync(loss_model) if not sync and world > 1 else contextlib.nullcontext()
@@ -204,7 +205,8 @@ def train(
             bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
             bar.update(1)
         with autocast:
-            eval_loss = evaluate_features(loss_model, eval_features, config.per_device_eval_batch_size, tokenizer.pad_token_id, accelerator)
+            eval_loss = evaluate_features(loss_model, eval_features, config.per_device_eval_batch_size, tokenizer.pad_token_id,
+                                          accelerator, config.pad_to_multiple_of)
         memory.release()
         state["history"].append({"step": state["global_step"], "epoch": epoch, "eval_loss": eval_loss})
         if writer:
@@ -288,8 +290,9 @@ def prompt_ids(prompt: str, tokenizer) -> list[int]:
     return ids
 
 
-def collate(features: list[dict], pad_id: int, device) -> dict:
-    width = max(len(f["input_ids"]) for f in features)
+def collate(features: list[dict], pad_id: int, device, multiple: int = 1) -> dict:
+    """Right-padded input ids, attention mask and labels, the width rounded up to `multiple`."""
+    width = -(-max(len(f["input_ids"]) for f in features) // multiple) * multiple
     ids = torch.full((len(features), width), pad_id, dtype=torch.long)
     labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(features), width), dtype=torch.long)
@@ -302,7 +305,7 @@ def collate(features: list[dict], pad_id: int, device) -> dict:
 
 
 @torch.no_grad()
-def evaluate_features(loss_model, features: list[dict], batch_size: int, pad_id: int, accelerator=None) -> float:
+def evaluate_features(loss_model, features: list[dict], batch_size: int, pad_id: int, accelerator=None, multiple: int = 1) -> float:
     """Token-weighted mean NLL over `features`, sharded over ranks when `accelerator` has several."""
     world = accelerator.num_processes if accelerator else 1
     rank = accelerator.process_index if accelerator else 0
@@ -314,7 +317,7 @@ def evaluate_features(loss_model, features: list[dict], batch_size: int, pad_id:
     # Sort by length so batches carry little padding.
     mine = sorted(features[rank::world], key=lambda f: len(f["input_ids"]))
     for start in range(0, len(mine), batch_size):
-        loss_sum, n = loss_model(**collate(mine[start : start + batch_size], pad_id, device))
+        loss_sum, n = loss_model(**collate(mine[start : start + batch_size], pad_id, device, multiple))
         total += loss_sum.double()
         count += n.double()
     if accelerator and world > 1:
