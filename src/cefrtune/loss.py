@@ -140,9 +140,9 @@ def _chunk(h, weight, y, softcap, accumulate, need_grad):
 
 def _softmax_terms(logits: torch.Tensor, y: torch.Tensor, softcap: float, need_grad: bool):
     """One chunk's summed NLL and, when `need_grad`, d(loss)/d(logits) = softmax - onehot in the
-    logits' dtype, computed in fp32. Written out of place for torch.compile, which fuses it into
-    a few passes over `logits`; `_chunk` is the in-place eager equivalent."""
-    z = logits.float()
+    logits' dtype, computed in at least fp32. Written out of place for torch.compile, which fuses
+    it into a few passes over `logits`; `_chunk` is the in-place eager equivalent."""
+    z = logits.to(torch.promote_types(logits.dtype, torch.float32))
     if softcap:
         z = softcap * torch.tanh(z / softcap)
     peak = z.amax(dim=-1, keepdim=True)
