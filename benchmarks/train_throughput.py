@@ -11,7 +11,7 @@ optimizer steps for every contender; each runs in its own process, one after ano
 RSS is its own. Printed per contender: tokens/s, peak RSS, train loss after the steps and
 response loss on the eval split (computed by the same code for all); then the speed ratios and
 cefrtune's model FLOPs utilisation against a bf16 matmul peak measured in this run.
-`--contenders` picks and repeats contenders; `cefrtune:FIELD=VALUE[:FIELD=VALUE]` runs cefrtune
+`--contenders` picks contenders, each named once; `cefrtune:FIELD=VALUE[:FIELD=VALUE]` runs cefrtune
 with config overrides (a lever switched off or on), measured against the same TRL runs.
 Figures are ratios within one run: the machine is shared and absolute times drift, by tens of
 percent within minutes on a busy host. `--rounds N` runs the whole list N times, interleaved,

@@ -42,8 +42,8 @@ class RunConfig:
     gradient_accumulation_steps: int = 4
     per_device_eval_batch_size: int = 8
     pad_to_multiple_of: int = 16
-    """Training batches are padded to a length that is a multiple of this (1: to the longest
-    example only). A bf16 matmul on CPU keeps about 0.9 MB of kernel state per distinct shape for
+    """Training batches (and the per-epoch evaluation's) are padded to a length that is a
+    multiple of this (1: to the longest example only). A bf16 matmul on CPU keeps about 0.9 MB of kernel state per distinct shape for
     the life of the process, so free lengths left 2-3 GB held after a full run's training; with
     16 there are at most 32 lengths (about 2.5 % more tokens computed)."""
     micro_batch_size: int | None = 8
