@@ -107,3 +107,18 @@ def test_newline_counter_counts_breaks_inside_tokens():
 
     count = NewlineCounter(Pieces())
     assert [count(i) for i in range(5)] == [0, 0, 1, 2, 0]
+
+
+def test_fluency_scores_are_the_models_log_probabilities():
+    """The summed log-probability decode_batch reports equals a full forward pass over prompt + answer,
+    for every row of a batch (rows of different lengths, left-padded, some sampled)."""
+    model = tiny.llama(300).eval()
+    rows = prompts(300, [4, 11, 7], seed=3)
+    summed: list[float] = []
+    out = decode_batch(model, rows, 12, [9], PAD, sampler=TopKTopPSampler(20, 0.9, 1.0, seed=5), logprobs=summed)
+    for prompt, written, total in zip(rows, out, summed):
+        ids = torch.tensor([prompt + written])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(prompt) - 1 : -1].float().log_softmax(-1)
+        expected = logits.gather(-1, torch.tensor(written)[:, None]).sum().item()
+        assert total == pytest.approx(expected, abs=1e-3)

@@ -13,14 +13,17 @@ WORDS = ["ev", "su", "okul", "kitap", "elma"]
 class Scripted:
     """A `complete` function: the first call answers whole lists, later calls one line each."""
 
-    def __init__(self, first: str, lines: list[str]):
+    def __init__(self, first: str, lines: list[str], fluency: list[float] | None = None):
         self.first, self.lines, self.calls = first, list(lines), []
+        self.fluency = list(fluency) if fluency is not None else None
 
-    def __call__(self, prompts, max_new_tokens, sample, seed, lines):
+    def __call__(self, prompts, max_new_tokens, sample, seed, lines, scores=None):
         stop_at_newline = lines == [1] * len(prompts)
         self.calls.append((len(prompts), stop_at_newline, sample))
         if not stop_at_newline:
             return [self.first] * len(prompts)
+        if scores is not None and self.fluency is not None:
+            scores[:] = [self.fluency.pop(0) for _ in prompts]
         return [self.lines.pop(0) if self.lines else "Geçersiz." for _ in prompts]
 
 
@@ -68,6 +71,16 @@ def test_candidates_first_passing_one_is_kept_all_are_counted(style_tok):
     assert summary["free_candidates"] == 3 and summary["pass_rate"] == 1.0
     with pytest.raises(ValueError, match="candidates"):
         generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, candidates=0)
+
+
+def test_the_most_fluent_passing_candidate_is_kept(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    lines = ["Bir bardak su içtim.", "Su su su.", "Deniz suyu çok soğuk."]
+    script = Scripted(first, lines, fluency=[-2.5, -0.1, -1.2])  # the tautology scores best but fails its checks
+    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script,
+                                  free_candidates=3, free_attempts=None)
+    assert results[0]["sentences"][1] == "Deniz suyu çok soğuk."
 
 
 def test_default_schedule_one_free_sample_then_steered_candidates(style_tok):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cefrtune.examples import Example, Problem, load_examples, parse_record, read_records, write_examples
 from cefrtune.levels import SENTENCE_LENGTH, level_index, sentence_grammar
+from cefrtune.sentence_checks import sentence_findings
 from cefrtune.turkish import LEVELS, analyse_sentence, find_word, fold, tokenize
 
 # After replacing the target word, one sentence skeleton may cover at most this share of sentences.
@@ -116,6 +117,8 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
                 problems.append(
                     Problem(example.origin, where, "unknown_token", f"'{token.text}' is not a Turkish word the analyser knows (typo or invented form?): '{sentence}'")
                 )
+        for finding in sentence_findings(sentence, tokens):
+            problems.append(Problem(example.origin, where, finding.kind, f"{finding.message}: '{sentence}'"))
         if not low <= len(tokens) <= high:
             problems.append(
                 Problem(example.origin, where, "sentence_length", f"{len(tokens)} words; {example.level} sentences have {low}-{high}: '{sentence}'")

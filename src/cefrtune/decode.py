@@ -31,24 +31,34 @@ SAMPLE_TOP_K = 64
 
 def decode_texts(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop_ids: list[int],
                  batch_size: int = 32, lines: list[int] | None = None, sample: bool = False, temperature: float = 0.8,
-                 top_p: float = 0.95, seed: int = 0, progress: bool = False, desc: str = "generate") -> list[str]:
+                 top_p: float = 0.95, seed: int = 0, progress: bool = False, desc: str = "generate",
+                 scores: list[float] | None = None) -> list[str]:
     """The text each prompt's continuation decodes to (special tokens dropped), in prompt order.
     Prompts are decoded shortest first, `batch_size` different prompts at a time; a sampled batch is seeded with
-    `seed` + the index of its first prompt, so the same call gives the same text."""
+    `seed` + the index of its first prompt, so the same call gives the same text. A `scores` list receives, in
+    prompt order, the model's mean log-probability per written token (its own distribution, before temperature
+    and top-k/top-p): how fluent the model finds what it wrote."""
     from tqdm.auto import tqdm
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     breaks_in = NewlineCounter(tokenizer)
     batches = _batches(prompts, batch_size)
     outputs: list[str] = [""] * len(prompts)
+    fluency: list[float] = [0.0] * len(prompts)
     model.eval()
     for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
         sampler = TopKTopPSampler(SAMPLE_TOP_K, top_p, temperature, seed + batch[0]) if sample else None
         limits = [lines[i] for i in batch] if lines else None
-        tokens = decode_batch(model, [prompts[i] for i in batch], max_new_tokens, stop_ids, pad, limits, breaks_in, sampler)
-        for i, row in zip(batch, tokens):
-            outputs[i] = tokenizer.decode(row, skip_special_tokens=True)
+        logprobs: list[float] | None = [] if scores is not None else None
+        tokens = decode_batch(model, [prompts[i] for i in batch], max_new_tokens, stop_ids, pad, limits, breaks_in, sampler,
+                              logprobs)
+        for row, (i, written) in enumerate(zip(batch, tokens)):
+            outputs[i] = tokenizer.decode(written, skip_special_tokens=True)
+            if logprobs is not None:
+                fluency[i] = logprobs[row] / max(len(written), 1)
         memory.trim_if_above()
+    if scores is not None:
+        scores[:] = fluency
     return outputs
 
 
@@ -70,9 +80,11 @@ def _batches(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
 
 @torch.no_grad()
 def decode_batch(model, prompts: list[list[int]], max_new_tokens: int, stop_ids: list[int], pad_id: int,
-                 limits: list[int] | None = None, breaks_in=None, sampler=None) -> list[list[int]]:
+                 limits: list[int] | None = None, breaks_in=None, sampler=None,
+                 logprobs: list[float] | None = None) -> list[list[int]]:
     """The tokens each prompt's row writes, its stop token included. `breaks_in(token)` counts
-    the line breaks a token carries (needed with `limits`)."""
+    the line breaks a token carries (needed with `limits`). A `logprobs` list receives each row's summed
+    log-probability of its tokens under the model."""
     device = next(model.parameters()).device
     distinct: dict[tuple[int, ...], int] = {}
     prompt_of_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
@@ -89,6 +101,7 @@ def decode_batch(model, prompts: list[list[int]], max_new_tokens: int, stop_ids:
     stop = set(stop_ids)
     written: list[list[int]] = [[] for _ in prompts]
     breaks = [0] * len(prompts)
+    summed = [0.0] * len(prompts)
     live = list(range(len(prompts)))  # the prompt each batch row belongs to
     inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
     for step in range(max_new_tokens):
@@ -99,6 +112,10 @@ def decode_batch(model, prompts: list[list[int]], max_new_tokens: int, stop_ids:
             cache.batch_select_indices(index)
             scores, mask, inputs["position_ids"] = scores[index], mask[index], inputs["position_ids"][index]
         tokens = sampler(scores) if sampler is not None else scores.max(dim=-1).indices  # the first best, as argmax; 4x faster on bf16
+        if logprobs is not None:
+            chosen = scores.float().log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
+            for prompt, value in zip(live, chosen):
+                summed[prompt] += value
         keep = []
         for row, (prompt, token) in enumerate(zip(live, tokens.tolist())):
             written[prompt].append(token)
@@ -116,6 +133,8 @@ def decode_batch(model, prompts: list[list[int]], max_new_tokens: int, stop_ids:
             live = [live[row] for row in keep]
         mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
         inputs = {"input_ids": tokens[:, None], "attention_mask": mask, "position_ids": last + 1}
+    if logprobs is not None:
+        logprobs[:] = summed
     return written
 
 

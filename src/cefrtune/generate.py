@@ -71,8 +71,9 @@ def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request]
                    max_new_tokens: int = 384, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95,
                    seed: int = 0, progress: bool = False, complete=None) -> list[dict]:
     """One raw answer per request: {level, words, text, sentences, format_valid, issues}.
-    `complete(prompts, max_new_tokens, sample, seed, lines)` replaces the model (tests drive the
-    loop with a scripted one); `lines` is how many lines each answer may have."""
+    `complete(prompts, max_new_tokens, sample, seed, lines, scores=None)` replaces the model (tests drive
+    the loop with a scripted one); `lines` is how many lines each answer may have; a `scores` list receives
+    each answer's fluency (mean log-probability per token)."""
     complete = complete or model_completer(model, tokenizer, style, batch_size, temperature, top_p, progress)
     prompts = [prompt_ids(style.prompt(r.level, r.words, tokenizer), tokenizer) for r in requests]
     texts = complete(prompts, max_new_tokens, sample, seed, [len(r.words) for r in requests])
@@ -93,7 +94,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     The first `free_attempts` rounds sample freely, later rounds are steered (the word's stem
     starts the sentence); None never steers. Each steered round samples `candidates` sentences for
     every failing one, each free round `free_candidates` (None: as many), batched, and keeps the
-    first that passes. Returns the results (each sentence with its checks) and a summary: pass
+    passing one the model finds most fluent (highest mean log-probability per token). Returns the results (each sentence with its checks) and a summary: pass
     rates before and after, mean rounds and samples per sentence, sentences per second."""
     free_candidates = candidates if free_candidates is None else free_candidates
     if attempts < 0 or candidates < 1 or free_candidates < 1:
@@ -115,11 +116,14 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         steering = free_attempts is not None and attempt > free_attempts
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
         k = candidates if steering else free_candidates
-        texts = complete([p for p in prefixes for _ in range(k)], sentence_budget, True, seed + attempt, [1] * (len(prefixes) * k))
+        fluency: list[float] = []
+        texts = complete([p for p in prefixes for _ in range(k)], sentence_budget, True, seed + attempt, [1] * (len(prefixes) * k),
+                         scores=fluency)
         for n, (i, j) in enumerate(failing):
             tries[i][j] += 1
             samples[i][j] += k  # all were generated, whichever is kept
-            for text in texts[n * k : (n + 1) * k]:
+            passing = []
+            for c, text in enumerate(texts[n * k : (n + 1) * k]):
                 line = text.lstrip("\n").split("\n", 1)[0]
                 candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
                 trial = dict(results[i])
@@ -127,9 +131,10 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
                 trial["sentences"][j] = style.strip_word(candidate, results[i]["words"][j]) if candidate else None
                 new_checks = _check_all(trial, train_keys)
                 if new_checks[j].passed:
-                    results[i] = trial
-                    checks[i] = new_checks
-                    break
+                    score = fluency[n * k + c] if len(fluency) == len(texts) else 0.0
+                    passing.append((score, -c, trial, new_checks))
+            if passing:  # the most fluent passing candidate (by the model's own score); the first on a tie
+                _, _, results[i], checks[i] = max(passing, key=lambda p: p[:2])
     seconds = time.perf_counter() - started
     total = sum(len(r["words"]) for r in results)
     after = sum(c.passed for cs in checks for c in cs)
@@ -207,10 +212,10 @@ def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: f
     shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines."""
     stop_ids = _stop_ids(tokenizer, style)
 
-    def complete(prompts, max_new_tokens, sample, seed, lines):
+    def complete(prompts, max_new_tokens, sample, seed, lines, scores=None):
         desc = "regenerate" if max(lines, default=0) == 1 else "generate"
         return decode_texts(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample,
-                            temperature, top_p, seed, progress, desc)
+                            temperature, top_p, seed, progress, desc, scores)
 
     return complete
 

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from cefrtune.levels import level_index, sentence_grammar, word_level, word_zipf, wordlist
+from cefrtune.sentence_checks import sentence_findings
 from cefrtune.turkish import LEVELS, fold, find_word, tokenize
 
 CONTENT_POS = {"Noun", "Verb", "Adj", "Adv"}
@@ -35,6 +36,8 @@ class SentenceCheck:
     above_level_vocab: list[str] = field(default_factory=list)
     duplicate: bool = False
     copied_from_train: bool = False
+    findings: list[str] = field(default_factory=list)
+    """What makes it unusable beyond morphology (cefrtune.sentence_checks): tautology, no predicate, ..."""
     tokens: int = 0
     content_lemmas: int = 0
 
@@ -51,6 +54,7 @@ class SentenceCheck:
             reasons.append("grammar above level: " + "; ".join(self.above_level_grammar))
         if self.above_level_vocab:
             reasons.append("vocabulary above level: " + ", ".join(self.above_level_vocab))
+        reasons.extend(self.findings)
         if self.duplicate:
             reasons.append("repeats another sentence")
         if self.copied_from_train:
@@ -95,6 +99,7 @@ def check_sentence(sentence: str | None, word: str, level: str, index: int = 0,
             if not (token.lemmas & given) and not any(_vocab_within(c, level) for c in candidates):
                 check.above_level_vocab.append(f"{token.text} ({min(token.lemmas)})")
     check.above_level_grammar = [f"{f.word}: {f.name} ({f.level})" for f in grammar.above(level)]
+    check.findings = [str(f) for f in sentence_findings(sentence, tokens)]
     key = sentence_key(sentence)
     check.copied_from_train = key in train_keys
     if seen_keys is not None:

