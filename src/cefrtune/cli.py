@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_data_split)
     p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report")
-    p.add_argument("--config", default=None, help="preset name in configs/ or a YAML file (default: a1-seed)")
+    p.add_argument("--config", default=None, help="preset name in configs/ or a YAML file (default: a1)")
     p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
     p.add_argument("--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report")
     p.add_argument("--model", default=None, help="base model (overrides the preset)")

@@ -15,7 +15,7 @@ import yaml
 from cefrtune.turkish import LEVELS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-DEFAULT_PRESET = "a1-seed"
+DEFAULT_PRESET = "a1"
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
@@ -28,6 +28,9 @@ class RunConfig:
     """CEFR level (A1..C1); `cefrtune run --level all` runs every level."""
     data: str | None = None
     """Dataset file (JSONL or JSON list). Default: data/<level>.jsonl of the repository."""
+    max_examples: int | None = None
+    """Use only the first N examples of the dataset, before the split (the seed presets: the 180
+    A1 examples the seed run had; data/a1.jsonl has grown since). None uses them all."""
     eval_fraction: float = 0.1
     """Share of examples held out for evaluation (the seed: 18 of 178)."""
     seed: int = 42
@@ -200,7 +203,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(config.heap_trim_above_gb is None or (isinstance(config.heap_trim_above_gb, (int, float)) and config.heap_trim_above_gb > 0),
           "heap_trim_above_gb", "a positive number of GB or null")
     check(config.attention is None or config.attention in ATTENTION, "attention", f"null or one of {', '.join(ATTENTION)}")
-    for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size"):
+    for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size", "max_examples"):
         value = getattr(config, name)
         check(value is None or (isinstance(value, int) and value > 0), name, "a positive integer or null")
     if config.data is not None and not Path(config.data).exists():

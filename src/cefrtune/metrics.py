@@ -3,7 +3,9 @@
 Definitions (docs/turkish-cefr.md): format_valid, target_word_used (by lemma), misplaced_words,
 unknown_token_rate (proper nouns counted apart), above_level_vocab_rate (project word lists of
 the level and below; wordfreq's Turkish frequency band for words no list has),
-above_level_grammar_rate, distinct_2, repeated_sentence_rate, copied_from_train_rate. `score`
+above_level_grammar_rate, distinct_2, repeated_sentence_rate, copied_from_train_rate,
+sentence_findings_rate (tautology, no predicate, spelling, glued fragments, list numbers: see
+cefrtune.sentence_checks) with its count per kind. `score`
 returns the aggregate figures and a per-item breakdown naming which sentence failed and why;
 `check_sentence` is the per-sentence verdict that checked generation uses.
 """
@@ -36,7 +38,7 @@ class SentenceCheck:
     above_level_vocab: list[str] = field(default_factory=list)
     duplicate: bool = False
     copied_from_train: bool = False
-    findings: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)
     """What makes it unusable beyond morphology (cefrtune.sentence_checks): tautology, no predicate, ..."""
     tokens: int = 0
     content_lemmas: int = 0
@@ -54,7 +56,7 @@ class SentenceCheck:
             reasons.append("grammar above level: " + "; ".join(self.above_level_grammar))
         if self.above_level_vocab:
             reasons.append("vocabulary above level: " + ", ".join(self.above_level_vocab))
-        reasons.extend(self.findings)
+        reasons.extend(str(f) for f in self.findings)
         if self.duplicate:
             reasons.append("repeats another sentence")
         if self.copied_from_train:
@@ -99,7 +101,7 @@ def check_sentence(sentence: str | None, word: str, level: str, index: int = 0,
             if not (token.lemmas & given) and not any(_vocab_within(c, level) for c in candidates):
                 check.above_level_vocab.append(f"{token.text} ({min(token.lemmas)})")
     check.above_level_grammar = [f"{f.word}: {f.name} ({f.level})" for f in grammar.above(level)]
-    check.findings = [str(f) for f in sentence_findings(sentence, tokens)]
+    check.findings = sentence_findings(sentence, tokens)
     key = sentence_key(sentence)
     check.copied_from_train = key in train_keys
     if seen_keys is not None:
@@ -134,6 +136,7 @@ def score(items: list[dict], train_sentences: list[str] | None = None) -> dict:
     all_keys: Counter[str] = Counter()
     per_item = []
     totals = Counter()
+    finding_kinds: Counter[str] = Counter()
     distinct2 = []
     for item in items:
         words, level = item["words"], item["level"]
@@ -169,6 +172,8 @@ def score(items: list[dict], train_sentences: list[str] | None = None) -> dict:
         totals["above_vocab"] += sum(len(c.above_level_vocab) for c in present)
         totals["above_grammar"] += sum(bool(c.above_level_grammar) for c in present)
         totals["copied"] += sum(c.copied_from_train for c in present)
+        totals["with_findings"] += sum(bool(c.findings) for c in present)
+        finding_kinds.update(f.kind for c in present for f in c.findings)
         per_item.append({
             "level": level,
             "words": words,
@@ -207,6 +212,8 @@ def score(items: list[dict], train_sentences: list[str] | None = None) -> dict:
         "distinct_2": round(sum(distinct2) / len(distinct2), 4) if distinct2 else 0.0,
         "repeated_sentence_rate": round(repeated / totals["present"], 4) if totals["present"] else 0.0,
         "copied_from_train_rate": rate("copied", "present"),
+        "sentence_findings_rate": rate("with_findings", "present"),
+        "sentence_findings": dict(sorted(finding_kinds.items())),
         "pass_rate": round(passed / totals["slots"], 4) if totals["slots"] else 0.0,
         "per_item": per_item,
     }

@@ -14,7 +14,8 @@ from pathlib import Path
 from cefrtune.examples import write_text_atomic
 
 GEN_KEYS = ["format_valid", "target_word_used", "misplaced_words", "unknown_token_rate", "above_level_vocab_rate",
-            "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate", "pass_rate"]
+            "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate",
+            "sentence_findings_rate", "pass_rate"]
 
 
 class InconsistentReport(AssertionError):

@@ -46,7 +46,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     started = time.perf_counter()
     data_path = config.data_path()
     if split is None:
-        examples = [e for e in load_examples(data_path) if e.level == config.level]
+        examples = [e for e in load_examples(data_path) if e.level == config.level][: config.max_examples]
         if len(examples) < 2:
             raise ValueError(f"{data_path}: {len(examples)} example(s) of level {config.level}; need at least 2")
         train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
