@@ -23,6 +23,7 @@ import io
 import json
 import math
 import random
+import textwrap
 import unicodedata
 from collections import Counter
 from itertools import combinations
@@ -160,7 +161,7 @@ def score(sheets: list[str | Path], key: str | Path, raters: list[str] | None = 
 def format_summary(summary: dict) -> str:
     """The summary as the tables `cefrtune rate score` prints."""
     raters = summary["raters"]
-    lines = [f"{len(raters)} rater(s): {', '.join(raters)}; key {summary['key']}", summary["note"]]
+    lines = [f"{len(raters)} rater(s): {', '.join(raters)}; key {summary['key']}", textwrap.fill(summary["note"], 110)]
     if summary["unrated"]:
         lines.append(f"{summary['unrated']} sentence(s) of the key were rated by nobody and are left out.")
     columns = ["all"] + (raters if len(raters) > 1 else [])
