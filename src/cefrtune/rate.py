@@ -127,10 +127,12 @@ def make_sheet(sources: dict[str, str | Path], out: str | Path, seed: int = DEFA
         for number, slot in enumerate(group, start=1):
             slot["id"] = f"{prefix}{number:0{width}d}"
     files = {name: out / name for name in SHEET_FILES}
+    # The key first: a sheet without its key could be rated but never scored. The BOM makes
+    # spreadsheets read the file as UTF-8 (Turkish letters intact).
+    write_text_atomic(files["key.csv"], "\ufeff" + _csv_text(KEY_COLUMNS, on_sheet + missing))
     write_text_atomic(files["sheet.csv"], "\ufeff" + _csv_text(SHEET_COLUMNS, on_sheet))
     write_text_atomic(files["sheet.html"], _sheet_html(on_sheet))
     write_text_atomic(files["README.txt"], _readme_text(len(on_sheet)))
-    write_text_atomic(files["key.csv"], "\ufeff" + _csv_text(KEY_COLUMNS, on_sheet + missing))
     per_name = {name: {"rows": sum(1 for s in on_sheet if s["source"] == name),
                        "missing": sum(1 for s in missing if s["source"] == name)} for name in sources}
     return {"sheet": str(files["sheet.csv"]), "html": str(files["sheet.html"]), "readme": str(files["README.txt"]),
@@ -483,7 +485,7 @@ def _share(k: int, n: int) -> dict:
 
 
 def _summarise(key: dict[str, dict], ratings: dict[str, dict], key_path: str) -> dict:
-    names = list(dict.fromkeys(row["source"] for row in key.values()))
+    names = sorted({row["source"] for row in key.values()})
     rated_ids = {i for by_id in ratings.values() for i in by_id}
     sources = {}
     for name in names:
