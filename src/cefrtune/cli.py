@@ -6,6 +6,8 @@
     cefrtune run [--config PRESET] [--output DIR] [--level A1|all|A1,B1] [--resume]
     cefrtune eval --model DIR --data FILE [--json]
     cefrtune generate --model DIR --level A1 --words "ev,su,..." [--input FILE --output FILE]
+    cefrtune rate sheet --source NAME=PATH [--source ...] --out DIR [--seed 0] [--per-source N] [--force]
+    cefrtune rate score SHEET... --key DIR/key.csv [--rater NAME ...] [--json] [--out ratings.jsonl]
 """
 
 from __future__ import annotations
@@ -102,7 +104,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_data_levels)
+    _add_rate_parser(sub)
     return parser
+
+
+def _add_rate_parser(sub) -> None:
+    from cefrtune.rate import DEFAULT_SEED
+
+    rate = sub.add_parser("rate", help="blind human rating of sentences: make a sheet, score the filled-in sheets")
+    rate = rate.add_subparsers(title="rate commands")
+    p = rate.add_parser("sheet", help="one shuffled sheet of the sources' sentences, with no source on it, and its key")
+    p.add_argument("--source", action="append", required=True, metavar="NAME=PATH",
+                   help="generate results (JSONL) or a dataset (JSONL / JSON list); repeat for each source")
+    p.add_argument("--out", required=True, help="folder for sheet.csv, sheet.html, README.txt and key.csv")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sampling and of the order")
+    p.add_argument("--per-source", type=int, default=None, metavar="N", help="sample N sentence slots of each source")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an earlier sheet in --out")
+    p.set_defaults(func=_rate_sheet)
+    p = rate.add_parser("score", help="validate filled-in sheets; shares with Wilson intervals, kappa, "
+                                               "checks' precision")
+    p.add_argument("sheets", nargs="+", help="each rater's filled-in copy of sheet.csv (rater = file name)")
+    p.add_argument("--key", required=True, help="the key.csv written with the sheet")
+    p.add_argument("--rater", action="append", default=None, metavar="NAME",
+                   help="rater names, one per sheet in order (repeat, or NAME,NAME); default: the file names")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--out", default=None, help="JSONL: one line per rated sentence, joined with the key")
+    p.set_defaults(func=_rate_score)
+
+
+def _rate_sheet(args) -> int:
+    from cefrtune.rate import RatingError, make_sheet
+
+    sources = {}
+    try:
+        for pair in args.source:
+            name, sep, path = pair.partition("=")
+            if not sep or not name.strip() or not path.strip():
+                raise RatingError(f"--source expects NAME=PATH (e.g. tuned=out.jsonl), got '{pair}'")
+            if name.strip() in sources:
+                raise RatingError(f"--source name '{name.strip()}' is given twice; give each source its own name")
+            sources[name.strip()] = path.strip()
+        result = make_sheet(sources, args.out, seed=args.seed, per_source=args.per_source, force=args.force)
+    except RatingError as err:
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{name} {c['rows']}" + (f" (+{c['missing']} missing)" if c["missing"] else "")
+                       for name, c in result["sources"].items())
+    print(f"wrote {result['sheet']}, {result['html']} and {result['readme']}: {result['rows']} sentences ({counts})")
+    if result["missing"]:
+        print(f"{result['missing']} missing sentence(s) are in the key only; `rate score` counts them as not usable")
+    print(f"wrote {result['key']}: keep it from the raters; hand out sheet.csv or sheet.html with README.txt only")
+    return 0
+
+
+def _rate_score(args) -> int:
+    from cefrtune.rate import RatingError, format_summary, score
+
+    raters = [n.strip() for names in args.rater for n in names.split(",")] if args.rater else None
+    try:
+        summary = score(args.sheets, args.key, raters=raters, out=args.out)
+    except RatingError as err:
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, ensure_ascii=False, indent=2) if args.json else format_summary(summary))
+    return 0
 
 
 def _data_wordlists(args) -> int:
