@@ -149,13 +149,30 @@ def _drop_spurious_participles(analyses: tuple[Analysis, ...]) -> tuple[Analysis
     return kept or analyses
 
 
+VOICES = frozenset({"Pass", "Caus", "Recip", "Reflex"})
+
+
+def _listed_voice_verb(lemma: str, word: str) -> bool:
+    """Whether `word` is a form of a verb the word lists hold in its own right (`yıkanmak`, `yorulmak`,
+    `karıştırmak`), though zeyrek reads it as another verb + voice (`yıkamak` + passive). Such a verb
+    is vocabulary of its level, judged by the word lists, not grammar."""
+    folded = fold(word.split("'")[0])
+    root = lemma[:-3] if lemma.endswith(("mak", "mek")) else lemma
+    for end in range(len(root) + 1, min(len(folded), len(root) + 4) + 1):
+        stem = folded[:end]
+        if word_level(stem + "mak") or word_level(stem + "mek"):
+            return True
+    return False
+
+
 def _reading_features(analysis: Analysis, following: str, word: str) -> list[Feature]:
     morphemes = analysis.morphemes
     if fold(word) in _LEXICALISED:
         return []
     found: list[Feature] = []
+    own_verb = VOICES.intersection(morphemes) and _listed_voice_verb(analysis.lemma, word)
     for m in morphemes:
-        if m in MORPHEME_LEVEL:
+        if m in MORPHEME_LEVEL and not (own_verb and m in VOICES):
             level, name = MORPHEME_LEVEL[m]
             found.append(Feature(level, name, word))
     tenses = [m for m in morphemes if m in _TENSES]

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from cefrtune.levels import level_index, sentence_grammar, word_level, word_zipf, wordlist
+from cefrtune.levels import MORPHEME_LEVEL, VOICES, level_index, sentence_grammar, word_level, word_zipf, wordlist
 from cefrtune.sentence_checks import sentence_findings
-from cefrtune.turkish import LEVELS, fold, find_word, tokenize
+from cefrtune.turkish import LEVELS, analyse_word, fold, find_word, tokenize
 
 CONTENT_POS = {"Noun", "Verb", "Adj", "Adv"}
 # A lemma no project list has counts as within level when it is at least this frequent (Zipf).
@@ -86,9 +86,10 @@ def check_sentence(sentence: str | None, word: str, level: str, index: int = 0,
     grammar = sentence_grammar(sentence)
     tokens = list(grammar.tokens)
     check.tokens = len(tokens)
-    check.target_word_used = find_word(tokens, word) is not None
+    at = find_word(tokens, word)
+    check.target_word_used = at is not None
     given = {fold(w) for w in (target_words or [word])}
-    for token in tokens:
+    for i, token in enumerate(tokens):
         if token.proper:
             check.proper_nouns.append(token.text)
         elif not token.known:
@@ -98,9 +99,13 @@ def check_sentence(sentence: str | None, word: str, level: str, index: int = 0,
             if not candidates:
                 continue
             check.content_lemmas += 1
-            if not (token.lemmas & given) and not any(_vocab_within(c, level) for c in candidates):
+            if i != at and not (token.lemmas & given) and not any(_vocab_within(c, level) for c in candidates):
                 check.above_level_vocab.append(f"{token.text} ({min(token.lemmas)})")
-    check.above_level_grammar = [f"{f.word}: {f.name} ({f.level})" for f in grammar.above(level)]
+    # The given word's own voice is not grammar the sentence chose: `yorulmak` is yormak + passive to the
+    # analyser, and a teacher who asks for it gets `yoruldum`.
+    given_voices = {MORPHEME_LEVEL[m][1] for a in analyse_word(fold(word)) for m in a.morphemes if m in VOICES}
+    check.above_level_grammar = [f"{f.word}: {f.name} ({f.level})" for f in grammar.above(level)
+                                 if not (at is not None and f.word == tokens[at].text and f.name in given_voices)]
     check.findings = sentence_findings(sentence, tokens)
     key = sentence_key(sentence)
     check.copied_from_train = key in train_keys

@@ -13,7 +13,8 @@ Each check returns findings (a kind and a message a teacher understands); checke
 - no_predicate: a bare list of words (`Elma, armut ve muz.`) or a single word;
 - spelling: a capital I where İ belongs or the reverse (`Inek`), which the analyser would
   otherwise take for a name;
-- foreign_fragment: text glued to a word (`tuzlu.FlashValue`), mixed-case or non-Turkish letters;
+- foreign_fragment: text glued to a word (`tuzlu.FlashValue`), mixed-case words, q/w/x in a word
+  that is not a name (`bowling`; Turkish writes `bovling`);
 - list_number / meta_text: a list number (`2. Sözlükten …`) or talk about the task
   (`cümle şu: "…"`) inside a sentence.
 
@@ -26,11 +27,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cefrtune.turkish import Token, analyse_sentence, analyse_word, fold
+from cefrtune.turkish import DERIVATIONS, Token, analyse_sentence, analyse_word, fold
 
 CONTENT_POS = frozenset({"Noun", "Verb", "Adj"})
 # Words that recur in natural sentences without saying the same thing twice.
-LIGHT_LEMMAS = frozenset({"olmak", "etmek", "var", "yok", "değil", "gün", "zaman", "şey", "kez", "defa"})
+# (`pazar` is also Sunday and `saat` also an hour: `Pazar günü pazara gittik`, `Duvar saati her saat çalar`.)
+LIGHT_LEMMAS = frozenset({"olmak", "etmek", "var", "yok", "değil", "gün", "zaman", "şey", "kez", "defa", "pazar", "saat"})
+POSSESSIVES = frozenset({"P1sg", "P2sg", "P3sg", "P1pl", "P2pl", "P3pl"})
+COMPARISON_WORDS = frozenset({"benzemek", "gibi", "göre", "kadar", "daha", "yerine", "benzer", "aynı"})
 # A verb, a copula on a noun (`mavi-yim`, `evde-ydi`) or one of these makes a predicate.
 PREDICATE_WORDS = frozenset({"var", "yok", "değil", "lazım", "gerek", "evet", "hayır", "merhaba", "lütfen", "teşekkürler"})
 _GLUED = re.compile(r"[a-zçğıöşüâîû][.!?;:,][A-Za-zÇĞİÖŞÜçğıöşü]")
@@ -38,6 +42,7 @@ _INNER_CAPITAL = re.compile(r"[a-zçğıöşü][A-ZÇĞİÖŞÜ]")
 _NON_TURKISH_LETTER = re.compile(r"[qwxQWX]")
 _LIST_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)](?:\s|$)")
 _META = re.compile(r"\b(cümle|kelime|örnek|cevap|yanıt|seviye|liste)\w*\s*:", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"[,;:–—]|\b(ve|ama|fakat|ancak|çünkü|veya|ya da|yoksa|sonra)\b")
 _SPAN = re.compile(r"[A-Za-zÇĞİÖŞÜÂÎÛçğıöşüâîû]+(?:['’][A-Za-zçğıöşüâîû]+)?")
 
 
@@ -66,23 +71,28 @@ def sentence_findings(sentence: str, tokens: list[Token] | None = None) -> list[
 
 
 def tautology(sentence: str, tokens: list[Token]) -> list[Finding]:
-    """The same content word said twice, not side by side."""
+    """The same content word twice in one clause (`Parkta … bir park var`). Natural repetitions are
+    left alone: across clauses (`Bu bardak kirli, bana temiz bir bardak ver.`), side by side
+    (`yavaş yavaş`) and the superlative (`şehrin en yüksek binası`)."""
     spans = [m.span() for m in _SPAN.finditer(sentence)]
+    if len(spans) != len(tokens) or _complex(tokens):
+        return []
     first: dict[frozenset, int] = {}
-    findings = []
     for i, token in enumerate(tokens):
         key = _content_key(token)
-        if not key:
-            continue
+        if not key or (i > 0 and token.text[:1].isupper()) or _compound_modifier(tokens, i):
+            continue  # function words, names, `polis` in `polis arabası`
         j = first.setdefault(key, i)
         if j == i:
             continue
-        between = sentence[spans[j][1] : spans[i][0]] if len(spans) == len(tokens) else " "
+        first[key] = i  # the next repetition is compared with this one
+        between = sentence[spans[j][1] : spans[i][0]]
         if i == j + 1 and between.strip() == "":
             continue  # reduplication: `yavaş yavaş`, `ev ev`
-        findings.append(Finding("tautology", f"says '{tokens[j].text}' twice ('{token.text}'): a tautology"))
-        break
-    return findings
+        if _CLAUSE_BREAK.search(fold(between)) or "en" in (fold(t.text) for t in tokens[max(j + 1, i - 2) : i]):
+            continue
+        return [Finding("tautology", f"says '{tokens[j].text}' twice in one clause ('{token.text}'): a tautology")]
+    return []
 
 
 def no_predicate(sentence: str, tokens: list[Token]) -> list[Finding]:
@@ -113,9 +123,9 @@ def foreign_fragments(sentence: str) -> list[Finding]:
     findings = []
     glued = _GLUED.search(sentence)
     if glued:
-        findings.append(Finding("foreign_fragment", f"text glued to a word: '{_word_around(sentence, glued.start())}'"))
+        return [Finding("foreign_fragment", f"text glued to a word: '{_word_around(sentence, glued.start())}'")]
     for word in _SPAN.findall(sentence):
-        if _INNER_CAPITAL.search(word) or _NON_TURKISH_LETTER.search(word):
+        if _INNER_CAPITAL.search(word) or (_NON_TURKISH_LETTER.search(word) and not word[:1].isupper()):
             findings.append(Finding("foreign_fragment", f"'{word}' is not Turkish"))
             break
     return findings
@@ -132,16 +142,42 @@ def list_text(sentence: str) -> list[Finding]:
 
 
 def _content_key(token: Token) -> frozenset:
-    """The (lemma, part of speech) readings of a content word; empty for function words, names,
-    unknown words and light words."""
+    """The (lemma, part of speech, derivations) readings of a content word: `yolcu` and `yolculuk` are
+    two words. Empty for function words, names, unknown and light words, and possessed nouns, which
+    usually name another thing of the same kind (`balkondan komşunun balkonuna`, `çocuk doktoru`)."""
     if token.proper or not token.analyses:
         return frozenset()
     if any(a.pos not in CONTENT_POS for a in token.analyses):
         return frozenset()  # some reading is a function word (`bir`, `çok`, `için`)
-    key = frozenset((a.lemma, a.pos) for a in token.analyses)
-    if any(lemma in LIGHT_LEMMAS for lemma, _ in key):
+    if all(POSSESSIVES.intersection(a.morphemes) for a in token.analyses):
+        return frozenset()
+    key = frozenset((a.lemma, a.pos, tuple(m for m in a.morphemes if m in DERIVATIONS)) for a in token.analyses)
+    if any(lemma in LIGHT_LEMMAS for lemma, _, _ in key):
         return frozenset()
     return key
+
+
+def _complex(tokens: list[Token]) -> bool:
+    """More than one verb (`Ev almak için kredi almalıyız`, a participle or converb and a finite verb) or a
+    comparison (`Senin çantan benim çantama benzer`): a repeated word there usually says two different
+    things, so only simple clauses are judged."""
+    return sum(map(_verb_like, tokens)) > 1 or any(t.lemmas & COMPARISON_WORDS for t in tokens)
+
+
+def _verb_like(token: Token) -> bool:
+    """A verb form (finite, participle, converb, infinitive), unless the word is also a plain noun or
+    adjective of its own (`öğretmen`, `düşünce`)."""
+    verb = any(a.pos == "Verb" and a.morphemes[0] == "Verb" and len(a.morphemes) > 2 for a in token.analyses)
+    plain = any(a.pos != "Verb" and len(a.morphemes) <= 2 for a in token.analyses)
+    return verb and not plain
+
+
+def _compound_modifier(tokens: list[Token], i: int) -> bool:
+    """A bare noun before a possessed one: the first part of a compound (`incir ağacı`, `polis arabası`)."""
+    if i + 1 >= len(tokens):
+        return False
+    bare = any(a.pos == "Noun" and a.morphemes == ("Noun", "A3sg") for a in tokens[i].analyses)
+    return bare and any("P3sg" in a.morphemes or "P3pl" in a.morphemes for a in tokens[i + 1].analyses)
 
 
 def _predicative(token: Token) -> bool:
