@@ -76,8 +76,8 @@ def test_candidates_first_passing_one_is_kept_all_are_counted(style_tok):
 def test_the_most_fluent_passing_candidate_is_kept(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
-    lines = ["Bir bardak su içtim.", "Su su su.", "Deniz suyu çok soğuk."]
-    script = Scripted(first, lines, fluency=[-2.5, -0.1, -1.2])  # the tautology scores best but fails its checks
+    lines = ["Bir bardak su içtim.", "Su, su, su.", "Deniz suyu çok soğuk."]
+    script = Scripted(first, lines, fluency=[-2.5, -0.1, -1.2])  # the list of words scores best but fails its checks
     results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script,
                                   free_candidates=3, free_attempts=None)
     assert results[0]["sentences"][1] == "Deniz suyu çok soğuk."

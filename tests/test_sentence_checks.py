@@ -14,7 +14,8 @@ from cefrtune.turkish import analyse_sentence, find_word
     [
         ("Parkta çok güzel bir park var.", "tautology"),
         ("Öğretmen bize yeni bir öğretmen yaptı.", "tautology"),
-        ("Su, su, su.", "tautology"),
+        ("Su, su, su.", "no_predicate"),
+        ("Su su su.", "tautology"),
         ("Elma, armut ve muz.", "no_predicate"),
         ("Inek bana biber yaptı.", "spelling"),
         ("Reçeldeki bal bugün çok tuzlu.FlashValue", "foreign_fragment"),

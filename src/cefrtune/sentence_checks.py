@@ -87,8 +87,8 @@ def tautology(sentence: str, tokens: list[Token]) -> list[Finding]:
             continue
         first[key] = i  # the next repetition is compared with this one
         between = sentence[spans[j][1] : spans[i][0]]
-        if i == j + 1 and between.strip() == "":
-            continue  # reduplication: `yavaş yavaş`, `ev ev`
+        if i == j + 1 and between.strip() == "" and not (j > 0 and _content_key(tokens[j - 1]) == key):
+            continue  # reduplication: `yavaş yavaş`, `ev ev` (but not `su su su`)
         if _CLAUSE_BREAK.search(fold(between)) or "en" in (fold(t.text) for t in tokens[max(j + 1, i - 2) : i]):
             continue
         return [Finding("tautology", f"says '{tokens[j].text}' twice in one clause ('{token.text}'): a tautology")]
