@@ -37,10 +37,14 @@ def test_loss_goes_down_lora_changes_base_frozen(arch, tok, examples, tmp_path):
     lora = {k: v for k, v in after.items() if "lora_B" in k}
     assert lora and any(v.abs().sum() > 0 for v in lora.values())  # B starts at zero
     for name, value in after.items():
-        if "lora_" in name:
+        if "lora_" in name or "trainable_tokens_" in name:
             continue
-        original = name.replace(".base_layer", "")
+        original = name.replace(".base_layer", "").replace(".token_adapter", "")
         torch.testing.assert_close(value, before[original], rtol=0, atol=0)
+    # the stop token's row (<end_of_turn>, id 5 of the tiny tokenizer) trains beside the adapter
+    delta = next(v for k, v in after.items() if "trainable_tokens_delta" in k)
+    original = before["model.embed_tokens.weight"][tok.convert_tokens_to_ids("<end_of_turn>")]
+    assert delta.shape == (1, original.shape[0]) and not torch.allclose(delta[0], original)
     assert result.steps_per_epoch == math.ceil(6 / 4) and result.total_steps == 6 * 2
     assert (tmp_path / "adapter" / "prompt_style.json").exists()
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
@@ -63,6 +67,11 @@ def test_merged_equals_base_plus_adapter(arch, tok, examples, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(reloaded(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
     assert PromptStyle.load(tmp_path / "merged").kind == "gemma_turns"
+    from transformers import AutoTokenizer
+
+    for folder in ("adapter", "merged"):  # both carry the chat template that renders the training prompt
+        template = AutoTokenizer.from_pretrained(tmp_path / folder).chat_template
+        assert template and template == PromptStyle.load(tmp_path / folder).chat_template()
 
 
 def test_resume_after_interruption_gives_the_same_adapter(tok, examples, tmp_path, monkeypatch):

@@ -77,6 +77,13 @@ class RunConfig:
     lora_dropout: float = 0.0
     target_modules: list[str] | str = "all-linear"
     """"all-linear" or a list of module names (q_proj, v_proj, ...)."""
+    train_stop_token: bool = True
+    """Also train the embedding row of the token that ends an answer (the prompt style's stop
+    token, Gemma's `<end_of_turn>`; tied models share it with the LM head) through PEFT's
+    `trainable_token_indices`. The embedded base never trained that row: it sits among about a
+    thousand unused tokens (cosine 0.995), which LoRA on the linear layers cannot tell apart, so
+    a tuned model wrote a stray token such as `bindingFields` where its answer should end and ran
+    on. Costs one row of parameters; the merged model carries the trained row."""
 
     # --- speed ---
     train_dtype: str = "bf16"

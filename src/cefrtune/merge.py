@@ -41,5 +41,6 @@ def merge(base: str, adapter_dir: str | Path, out_dir: str | Path, base_model=No
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         style.save(tmp)
+        style.save_chat_template(tmp)
         (tmp / "cefrtune_model.json").write_text(json.dumps({"base_model": base, **(info or {})}, indent=2, ensure_ascii=False))
     return merged

@@ -4,7 +4,9 @@ A prompt asks, in Turkish, for one sentence per word at a level; the response is
 `1. …` to `N. …`. Models with a chat template are prompted through it; models without one (the
 embedded Gemma-3-270M is a base model) get Gemma's turn markers when the tokenizer knows them,
 else a plain "### Yanıt:" layout. The style is saved beside every adapter and merged model as
-`prompt_style.json` and loaded from there, so nothing re-types a template.
+`prompt_style.json` and loaded from there, so nothing re-types a template; its `chat_template()`
+is saved with their tokenizer (`chat_template.jinja`), so plain `apply_chat_template` renders
+the same prompt, token for token.
 
 With `name_words=True` each response line names its word first (`1. ev — Evde kimse yok.`); the
 parser strips the word again (a format that helps small models keep word i in sentence i).
@@ -63,6 +65,11 @@ class PromptStyle:
         user, assistant, suffix = PLAIN
         return cls("plain", user, assistant, suffix, stop_strings=[tokenizer.eos_token], name_words=name_words)
 
+    def stop_token_ids(self, tokenizer) -> list[int]:
+        """Ids of the stop strings that are single tokens of `tokenizer` (an answer ends with one)."""
+        ids = {tokenizer.convert_tokens_to_ids(stop) for stop in self.stop_strings if stop}
+        return sorted(ids - {None, tokenizer.unk_token_id})
+
     # ---- rendering ----------------------------------------------------------------------
 
     def user_message(self, level: str, words: list[str]) -> str:
@@ -105,6 +112,40 @@ class PromptStyle:
             if word is None or len(head.split()) <= max(3, len(word.split()) + 1):
                 return rest.strip()
         return line.strip()
+
+    # ---- the chat template saved with the tokenizer ---------------------------------------
+
+    def chat_template(self) -> str:
+        """A Jinja chat template that renders exactly this style's prompt (and, for an assistant
+        message, its response with the end-of-turn marker), so that `apply_chat_template` outside
+        cefrtune gives the token ids training saw: `{bos}` + user prefix + message + assistant
+        prefix. Every literal is a Jinja string expression, so the whitespace trimming that
+        transformers and llama.cpp apply around `{% %}` tags cannot eat a newline."""
+        if self.kind == "chat_template":
+            return self.template
+
+        def literal(text: str) -> str:
+            return "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+
+        return (
+            "{{ bos_token if bos_token else '' }}"
+            "{% for message in messages %}"
+            "{% if message['role'] == 'user' %}"
+            + literal(self.user_prefix) + "{{ message['content'] }}"
+            "{% if not loop.last or add_generation_prompt %}" + literal(self.assistant_prefix) + "{% endif %}"
+            "{% elif message['role'] == 'assistant' %}"
+            "{{ message['content'] }}" + literal(self.assistant_suffix) +
+            "{% else %}"
+            "{{ raise_exception('This model takes user and assistant messages only (no ' + message['role'] + ')') }}"
+            "{% endif %}"
+            "{% endfor %}"
+        )
+
+    def save_chat_template(self, folder: str | Path) -> Path:
+        """Write `chat_template.jinja` beside a saved tokenizer (transformers loads it from there)."""
+        path = Path(folder) / "chat_template.jinja"
+        path.write_text(self.chat_template(), encoding="utf-8")
+        return path
 
     # ---- persistence --------------------------------------------------------------------
 

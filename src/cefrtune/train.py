@@ -97,10 +97,14 @@ def train(
             model.set_attn_implementation(attention)
         for p in model.parameters():
             p.requires_grad_(False)
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(model, lora, autocast_adapter_dtype=True)  # adapter weights in fp32
     style = PromptStyle.for_tokenizer(tokenizer, name_words=config.name_words)
+    if config.backend == "torch":
+        # The stop token's row trains with the adapter (see RunConfig.train_stop_token).
+        trained_tokens = style.stop_token_ids(tokenizer) if config.train_stop_token else []
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM",
+                          trainable_token_indices=trainable_token_indices(model, trained_tokens))
+        model = get_peft_model(model, lora, autocast_adapter_dtype=True)  # adapter weights in fp32
     train_features = tokenize_examples(train_examples, tokenizer, style, config.loss_on, config.max_seq_length)
     eval_features = tokenize_examples(eval_examples, tokenizer, style, config.loss_on, config.max_seq_length)
 
@@ -362,6 +366,18 @@ def _compile_layers(model) -> int:
     return len(layers)
 
 
+def trainable_token_indices(model, token_ids: list[int]):
+    """PEFT's `trainable_token_indices` for rows `token_ids`: a plain list for a tied embedding and
+    head (PEFT trains the shared row in both), the embedding's and the head's module names
+    otherwise (an untied head's row decides whether the token is ever predicted). None for none."""
+    if not token_ids:
+        return None
+    if getattr(model.config, "tie_word_embeddings", False):
+        return list(token_ids)
+    names = {module: name.rsplit(".", 1)[-1] for name, module in model.named_modules()}
+    return {names[model.get_input_embeddings()]: list(token_ids), names[model.get_output_embeddings()]: list(token_ids)}
+
+
 def _empty_like(feature: dict) -> dict:
     """A feature with no counted label, for a rank that has no example in a micro-step."""
     return {"input_ids": feature["input_ids"][:2], "labels": [IGNORE, IGNORE], "n_labels": 0}
@@ -385,6 +401,7 @@ def _save_adapter(model, folder: Path, style: PromptStyle, tokenizer) -> None:
         model.save_pretrained(tmp)
         style.save(tmp)
         tokenizer.save_pretrained(tmp)
+        style.save_chat_template(tmp)
 
 
 def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
