@@ -15,6 +15,10 @@ import json
 import sys
 
 from cefrtune.config import RunConfig
+from cefrtune.errors import UserError
+
+REPORT_HINT = ("cefrtune: unexpected error (a bug in cefrtune, not in what you gave it). Please report it with the command "
+               "you ran, the traceback above and `pip show cefrtune torch transformers`.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +32,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UserError as err:  # a mistake the user can fix: the message says what, where and what to do
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError, RecursionError) as err:  # a path, file or folder the user gave
+        print(f"cefrtune: {_describe(err)}", file=sys.stderr)
+        return 2
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(REPORT_HINT, file=sys.stderr)
+        return 1
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an operating-system or encoding error: what failed, on which file, what to do."""
+    if isinstance(err, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+    if isinstance(err, RecursionError):
+        return "a file nests lists or objects too deeply to read; check its JSON"
+    where = " -> ".join(str(p) for p in (err.filename, err.filename2) if p)
+    reason = err.strerror or str(err)
+    advice = {
+        "FileNotFoundError": "check the path",
+        "PermissionError": "choose a path you may write or read",
+        "IsADirectoryError": "give a file, not a folder",
+        "NotADirectoryError": "a part of the path is a file, not a folder",
+        "FileExistsError": "choose another path",
+    }.get(type(err).__name__, "check the path and the free disk space")
+    return f"{where + ': ' if where else ''}{reason}; {advice}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,9 +181,12 @@ def _overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"--set expects FIELD=VALUE, got '{pair}'")
+            raise UserError(f"--set expects FIELD=VALUE, got '{pair}'")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value  # not YAML: kept as written; the config check says what is wrong with it
     return out
 
 
@@ -167,7 +204,8 @@ def _run(args) -> int:
             return 2
     overrides = _overrides(args.set)
     level = levels[0] if levels else (args.level.upper() if args.level else None)
-    overrides.update({k: v for k, v in {"level": level, "model": args.model, "data": args.data, "max_steps": args.max_steps}.items() if v})
+    given = {"level": level, "model": args.model, "data": args.data, "max_steps": args.max_steps}
+    overrides.update({k: v for k, v in given.items() if v is not None})  # `--max-steps 0` is checked, not ignored
     try:
         config = load_config(args.config or DEFAULT_PRESET, overrides)
     except ConfigError as err:

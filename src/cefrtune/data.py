@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cefrtune.examples import Example, Problem, load_examples, parse_record, read_records, write_examples
+from cefrtune.examples import DataError, Example, Problem, load_examples, parse_record, read_records, write_examples
 from cefrtune.levels import SENTENCE_LENGTH, level_index, sentence_grammar
 from cefrtune.turkish import LEVELS, analyse_sentence, find_word, fold, tokenize
 
@@ -202,9 +202,9 @@ def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: in
     """Shuffle with `seed`, hold out round(len * eval_fraction) examples (at least one), and drop
     from train any example that shares a sentence with the eval set."""
     if not 0 < eval_fraction < 1:
-        raise ValueError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
+        raise DataError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
     if len(examples) < 2:
-        raise ValueError(f"need at least 2 examples to split, got {len(examples)}")
+        raise DataError(f"need at least 2 examples to split, got {len(examples)}")
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n_eval = min(len(examples) - 1, max(1, round(len(examples) * eval_fraction)))

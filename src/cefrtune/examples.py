@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cefrtune.errors import UserError
 from cefrtune.turkish import LEVELS
 
 REQUIRED_FIELDS = ("level", "words", "sentences")
@@ -54,7 +55,7 @@ class Problem:
         return f"{self.origin}: {self.severity}: [{self.kind}] {self.field}: {self.message}"
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Raised when a data file cannot be used; the message lists every problem."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cefrtune.decode import decode_texts
+from cefrtune.errors import UserError
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
 from cefrtune.train import prompt_ids
@@ -41,7 +42,7 @@ run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the fre
 steered: 100 %, and the fastest of the three with several candidates."""
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """A word list that cannot be generated for; the message says which and why."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from cefrtune.errors import UserError
 from cefrtune.examples import atomic_folder
 
 EMBEDDED = "gemma-3-270m"
@@ -27,7 +28,7 @@ PRESETS = {
 }
 
 
-class ModelNotFound(RuntimeError):
+class ModelNotFound(UserError, RuntimeError):
     """No model could be found; the message names every place that was tried."""
 
 
