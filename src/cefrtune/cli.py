@@ -239,31 +239,44 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import RequestError, check_request, generate_checked, generate_lists, read_requests, write_results
+    from cefrtune.generate import (RequestError, append_results, check_options, check_output, check_request, generate_checked,
+                                   generate_lists, read_requests)
     from cefrtune.serve import load_generator
 
-    try:
-        if args.input:
-            requests = read_requests(args.input, level=args.level)
-        elif args.words:
-            requests = [check_request(args.level or "", [w.strip() for w in args.words.split(",")], 10, "--words")]
-        else:
-            raise RequestError("give --words (with --level) or --input")
-    except RequestError as err:
-        print(f"cefrtune: {err}", file=sys.stderr)
-        return 2
-    model, tokenizer, style = load_generator(args.model)
-    if args.checked:
-        schedule = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
-        results, summary = generate_checked(model, tokenizer, style, requests, args.attempts, None, args.batch_size,
-                                            args.max_new_tokens, seed=args.seed, progress=True, candidates=args.candidates, **schedule)
-        print(json.dumps(summary), file=sys.stderr)
+    check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
+                  args.free_attempts, args.seed)
+    if args.input:
+        requests = read_requests(args.input, level=args.level)
+    elif args.words:
+        requests = [check_request(args.level or "", [w.strip() for w in args.words.split(",")], 10, "--words")]
     else:
-        results = generate_lists(model, tokenizer, style, requests, args.batch_size, args.max_new_tokens,
-                                 sample=args.sample, temperature=args.temperature, top_p=args.top_p, seed=args.seed, progress=True)
+        raise RequestError("give --words (with --level) or --input")
+    done = check_output(args.output, requests, args.input) if args.output else 0
+    if done == len(requests) and args.output:
+        print(f"{args.output} already holds all {done} result(s)")
+        return 0
+    if done:
+        print(f"{args.output} holds {done} of {len(requests)} result(s); generating the rest", file=sys.stderr)
+    model, tokenizer, style = load_generator(args.model)
+    # With --output, results are written as each chunk of word lists is done: a stopped run keeps them.
+    chunk = max(args.batch_size * 4, 32) if args.output else len(requests)
+    results = []
+    for start in range(done, len(requests), chunk):
+        part = requests[start : start + chunk]
+        if args.checked:
+            free = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
+            produced, summary = generate_checked(model, tokenizer, style, part, args.attempts, None, args.batch_size,
+                                                 args.max_new_tokens, seed=args.seed + start, progress=True,
+                                                 candidates=args.candidates, **free)
+            print(json.dumps(summary), file=sys.stderr)
+        else:
+            produced = generate_lists(model, tokenizer, style, part, args.batch_size, args.max_new_tokens, sample=args.sample,
+                                      temperature=args.temperature, top_p=args.top_p, seed=args.seed + start, progress=True)
+        if args.output:
+            append_results(args.output, produced)
+        results += produced
     if args.output:
-        write_results(args.output, results)
-        print(f"wrote {len(results)} result(s) to {args.output}")
+        print(f"wrote {len(results)} result(s) to {args.output}" + (f" (after the {done} it held)" if done else ""))
         return 0
     for result in results:
         for i, sentence in enumerate(result["sentences"], start=1):

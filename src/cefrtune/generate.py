@@ -20,6 +20,8 @@ The token loop itself (KV cache, stop rules, the top-k/top-p sampler) is cefrtun
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +237,83 @@ def read_requests(path: str | Path, n: int | None = 10, level: str | None = None
         else:
             raise RequestError(f"{origin}: expected a list of words or an object with 'words' (and 'level')")
     return requests
+
+
+def check_options(max_new_tokens: int = 384, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
+                  attempts: int = 0, candidates: int = 1, free_attempts: int | None = None, seed: int = 0) -> None:
+    """Refuse generation settings that cannot work, all at once, before any model loads."""
+    problems = []
+
+    def whole(name: str, value, low: int, high: int | None = None) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            problems.append(f"{name} must be a whole number from {low}{f' to {high}' if high else ' up'} (got {value!r})")
+
+    whole("--max-new-tokens", max_new_tokens, 1)
+    whole("--batch-size", batch_size, 1)
+    whole("--attempts", attempts, 0)
+    whole("--candidates", candidates, 1)
+    whole("--seed", seed, 0, 2**32 - 1)
+    if free_attempts is not None:
+        whole("--free-attempts", free_attempts, -1)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (math.isfinite(temperature) and temperature > 0):
+        problems.append(f"--temperature must be a number above 0 (got {temperature!r}); for greedy decoding leave out --sample")
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not (math.isfinite(top_p) and 0 < top_p <= 1):
+        problems.append(f"--top-p must be above 0 and at most 1 (got {top_p!r})")
+    if problems:
+        raise RequestError("; ".join(problems))
+
+
+def check_output(output: str | Path, requests: list[Request], input: str | Path | None = None) -> int:
+    """Before any model loads: refuse an --output that is the input, a folder, or cannot be
+    written, and one holding results for other word lists. Returns how many of `requests` it
+    already holds (a run that was stopped continues after them); a torn last line is dropped."""
+    output = Path(output)
+    if input is not None and (output.resolve() == Path(input).resolve()
+                              or (output.exists() and os.path.samefile(output, input))):
+        raise RequestError(f"--output {output} is the --input file; choose another --output (the input is never overwritten)")
+    if output.is_dir():
+        raise RequestError(f"--output {output} is a folder; give a file name (results are JSON lines)")
+    if not output.parent.is_dir():
+        raise RequestError(f"--output {output}: folder {output.parent} does not exist; create it first")
+    existed = output.exists()
+    try:
+        with open(output, "a", encoding="utf-8"):
+            pass
+    except OSError as err:
+        raise RequestError(f"--output {output}: cannot be written ({err.strerror}); choose another path") from None
+    if not existed:
+        output.unlink()
+        return 0
+    text = output.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines:  # a kill in the middle of a line: that result is generated again
+        lines.pop()
+        from cefrtune.examples import write_text_atomic
+
+        write_text_atomic(output, "".join(line + "\n" for line in lines))
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if number > len(requests) or not isinstance(record, dict) or \
+                (record.get("level"), record.get("words")) != (requests[number - 1].level, requests[number - 1].words):
+            raise RequestError(f"--output {output}:{number}: holds something other than the results of these word lists; "
+                               "choose another --output (or delete that file to start over)")
+    return len(lines)
+
+
+def append_results(path: str | Path, results: list[dict]) -> None:
+    """Add results to a JSON-lines file and make them durable before returning (a later crash
+    loses none of them). Line separators inside strings are escaped, so one result is one line."""
+    text = "".join(json.dumps(r, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+                   .replace("\u0085", "\\u0085") + "\n" for r in results)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_results(path: str | Path, results: list[dict]) -> None:

@@ -24,7 +24,7 @@ from cefrtune import memory, report
 from cefrtune.config import RunConfig, changed_fields, to_dict
 from cefrtune.data import split_examples
 from cefrtune.errors import UserError
-from cefrtune.examples import DataError, load_examples, write_examples, write_text_atomic
+from cefrtune.examples import DataError, load_examples, recover_folder, write_examples, write_text_atomic
 
 MERGE_TOLERANCE = 1e-3
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
@@ -290,6 +290,9 @@ def _check_run_dir(config: RunConfig, output, resume: bool) -> Path:
     run_dir = Path(output)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir} is a file, not a run folder; choose another --output")
+    if resume and run_dir.is_dir() and _is_main_process():
+        for folder in (run_dir / "checkpoints" / "last", run_dir / "adapter", run_dir / "merged"):
+            recover_folder(folder)  # a crash between the two renames of a folder replacement
     finished = (run_dir / "metrics.json").exists()
     checkpoint = (run_dir / "checkpoints" / "last" / "trainer_state.json").exists()
     if resume:

@@ -28,7 +28,7 @@ import torch
 from cefrtune import memory
 from cefrtune.config import RunConfig, changed_fields, to_dict
 from cefrtune.errors import CheckpointError, UserError
-from cefrtune.examples import Example, atomic_folder
+from cefrtune.examples import Example, atomic_folder, recover_folder
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
 
@@ -131,6 +131,10 @@ def train(
              "train_tokens": 0, "train_seconds": 0.0}
     checkpoint_dir = out_dir / "checkpoints" / "last"
     if resume:
+        if main:
+            recover_folder(checkpoint_dir)
+            recover_folder(out_dir / "adapter")
+        accelerator.wait_for_everyone()
         state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler, config)
         if state.get("world_size", world) != world:
             raise RuntimeError(f"{checkpoint_dir}: written with {state['world_size']} processes; resume with the same number (now {world})")
