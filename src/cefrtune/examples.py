@@ -288,6 +288,7 @@ def _settle(folder: Path) -> None:
             path = os.path.join(root, name)
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+            os.chmod(path, 0o666 & ~mask)  # safetensors writes its files 0600
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o777 & ~mask)
         _fsync_folder(Path(root))
