@@ -116,6 +116,11 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
                 problems.append(
                     Problem(example.origin, where, "unknown_token", f"'{token.text}' is not a Turkish word the analyser knows (typo or invented form?): '{sentence}'")
                 )
+        english = english_tokens(tokens)
+        if len(english) >= 2 and 2 * len(english) >= len(tokens):
+            problems.append(
+                Problem(example.origin, where, "not_turkish", f"reads as English ({', '.join(english[:5])}), not Turkish: '{sentence}'")
+            )
         if not low <= len(tokens) <= high:
             problems.append(
                 Problem(example.origin, where, "sentence_length", f"{len(tokens)} words; {example.level} sentences have {low}-{high}: '{sentence}'")
@@ -178,6 +183,24 @@ def _length_stats(values: list[int]) -> dict:
         "mean": round(statistics.fmean(ordered), 2),
         "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
     }
+
+
+# An English word is far more frequent in English than in Turkish (zipf, wordfreq): "the", "have",
+# "school". Checked on the shipped data (9000 sentences): none has two or more such words.
+ENGLISH_MARGIN = 1.0
+
+
+def english_tokens(tokens) -> list[str]:
+    """The tokens of a sentence that are English words rather than Turkish ones."""
+    from wordfreq import zipf_frequency
+
+    found = []
+    for token in tokens:
+        word = getattr(token, "text", token).lower()
+        english = zipf_frequency(word, "en")
+        if english >= 3 and english - zipf_frequency(word, "tr") >= ENGLISH_MARGIN:
+            found.append(word)
+    return found
 
 
 # ---- split --------------------------------------------------------------------------------

@@ -84,30 +84,55 @@ def read_records(path: str | Path) -> tuple[list[tuple[str, object]], list[Probl
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file (a folder?); give a JSONL or JSON list of examples")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     stripped = text.lstrip()
     records: list[tuple[str, object]] = []
     problems: list[Problem] = []
+    if not stripped:
+        problems.append(Problem(f"{path}:1", "file", "empty_file", "the file holds no example"))
+        return records, problems
     if stripped.startswith("["):
         try:
-            data = json.loads(text)
+            data = _loads(text)
         except json.JSONDecodeError as err:
             problems.append(Problem(f"{path}:{err.lineno}", "json", "malformed_json", f"not valid JSON: {err.msg}"))
             return records, problems
+        except RecursionError:
+            problems.append(Problem(f"{path}:1", "json", "too_deep", "nested too deeply to read (an example is an object of lists)"))
+            return records, problems
+        if not data:
+            problems.append(Problem(f"{path}:1", "file", "empty_file", "the JSON list holds no example"))
         lines = _record_lines(text, len(data))
         for i, record in enumerate(data):
             records.append((f"{path}:{lines[i]}", record))
         return records, problems
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: U+2028, U+0085 and the like are characters inside a JSON string.
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            records.append((f"{path}:{lineno}", json.loads(line)))
+            records.append((f"{path}:{lineno}", _loads(line)))
         except json.JSONDecodeError as err:
             problems.append(
                 Problem(f"{path}:{lineno}", "json", "malformed_json", f"not valid JSON (column {err.colno}: {err.msg}); one example a line")
             )
+        except RecursionError:
+            problems.append(Problem(f"{path}:{lineno}", "json", "too_deep", "nested too deeply to read (an example is an object of lists)"))
     return records, problems
+
+
+def _loads(text: str):
+    """json.loads; nesting deeper than the interpreter's recursion limit (about 1000 levels, an
+    example needs 3) raises RecursionError, which the readers report as a problem."""
+    return json.loads(text)
 
 
 def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Example | None, list[Problem]]:
@@ -151,6 +176,9 @@ def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Exa
             elif not item.strip():
                 add(f"{name}[{i}]", "empty_string", "empty or whitespace-only")
                 ok = False
+            elif invisible_characters(item):
+                add(f"{name}[{i}]", "invisible_character", f"holds {', '.join(invisible_characters(item))}; delete it: '{item}'")
+                ok = False
         if ok:
             lists[name] = value
     words, sentences = lists.get("words"), lists.get("sentences")
@@ -181,13 +209,34 @@ def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Exa
     )
 
 
+def invisible_characters(text: str) -> list[str]:
+    """Names of the invisible, control and direction characters in `text` (zero-width spaces,
+    bidi marks and overrides, soft hyphens, BOMs, ...): `U+200B ZERO WIDTH SPACE`."""
+    import unicodedata
+
+    found = []
+    for char in dict.fromkeys(text):
+        if unicodedata.category(char) in ("Cf", "Cc", "Co", "Cs", "Zl", "Zp") and char not in "\t":
+            found.append(f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}")
+    return found
+
+
 def write_examples(path: str | Path, examples: list[Example], as_json_list: bool = False) -> None:
     """Write examples as JSONL (default) or a JSON list, atomically."""
     if as_json_list:
         text = json.dumps([e.to_json() for e in examples], ensure_ascii=False, indent=2) + "\n"
     else:
-        text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples)
+        text = "".join(json_line(e.to_json()) for e in examples)
     write_text_atomic(path, text)
+
+
+def json_line(record) -> str:
+    """One JSON line, with the characters other tools take for line ends (U+2028, U+2029,
+    U+0085) escaped, so that every line reader sees one record a line."""
+    text = json.dumps(record, ensure_ascii=False)
+    for char in ("\u2028", "\u2029", "\u0085"):
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text + "\n"
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

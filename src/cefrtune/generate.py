@@ -56,7 +56,9 @@ class Request:
 
 def check_request(level: str, words: list[str], n: int | None = 10, where: str = "request") -> Request:
     problems = []
-    if level not in LEVELS:
+    if not isinstance(words, list):
+        raise RequestError(f"{where}: words must be a list of words, got {type(words).__name__}")
+    if not isinstance(level, str) or level not in LEVELS:
         problems.append(f"unknown level '{level}' (use one of {', '.join(LEVELS)})")
     if n is not None and len(words) != n:
         problems.append(f"{len(words)} words, expected {n}")
@@ -308,8 +310,9 @@ def check_output(output: str | Path, requests: list[Request], input: str | Path 
 def append_results(path: str | Path, results: list[dict]) -> None:
     """Add results to a JSON-lines file and make them durable before returning (a later crash
     loses none of them). Line separators inside strings are escaped, so one result is one line."""
-    text = "".join(json.dumps(r, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-                   .replace("\u0085", "\\u0085") + "\n" for r in results)
+    from cefrtune.examples import json_line
+
+    text = "".join(json_line(r) for r in results)
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
