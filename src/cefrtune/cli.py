@@ -292,6 +292,8 @@ def _generate(args) -> int:
 def _data_validate(args) -> int:
     from cefrtune.data import validate
 
+    if args.n < 1 or args.max_shown < 0:
+        raise UserError(f"--n must be 1 or more and --max-shown 0 or more (got {args.n} and {args.max_shown})")
     report = validate(args.files, n=args.n)
     for problem in report.problems[: args.max_shown]:
         print(problem, file=sys.stderr if args.json else sys.stdout)

@@ -204,7 +204,7 @@ def _type_problem(name: str, value) -> str | None:
     if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
         return "a whole number" + (" or null" if optional else "")
     if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-        return "a finite number (e.g. 2e-4)" + (" or null" if optional else "")
+        return "a finite number (such as 0.1 or 2e-4)" + (" or null" if optional else "")
     if kind == "bool" and not isinstance(value, bool):
         return "true or false" + (" or null" if optional else "")
     if kind == "str" and not isinstance(value, str):

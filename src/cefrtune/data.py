@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -116,6 +117,12 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
                 problems.append(
                     Problem(example.origin, where, "unknown_token", f"'{token.text}' is not a Turkish word the analyser knows (typo or invented form?): '{sentence}'")
                 )
+        markup = MARKUP.findall(sentence)
+        if markup:
+            problems.append(
+                Problem(example.origin, where, "markup", f"holds {', '.join(dict.fromkeys(markup))}, not sentence text (HTML, "
+                        f"template or code?): '{sentence}'")
+            )
         english = english_tokens(tokens)
         if len(english) >= 2 and 2 * len(english) >= len(tokens):
             problems.append(
@@ -184,6 +191,9 @@ def _length_stats(values: list[int]) -> dict:
         "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
     }
 
+
+# Characters and entities no sentence of the data needs: HTML tags and entities, template braces, code.
+MARKUP = re.compile(r"</?[A-Za-z][^>]*>|&[A-Za-z]+;|&#\d+;|[<>{}\[\]\\|@#$^*_=~`]")
 
 # An English word is far more frequent in English than in Turkish (zipf, wordfreq): "the", "have",
 # "school". Checked on the shipped data (9000 sentences): none has two or more such words.

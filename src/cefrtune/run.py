@@ -34,6 +34,7 @@ DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 # that failed before its first epoch ended) is cleared and reused by a rerun.
 RUN_FILES = ("config.yaml", "data", "tensorboard", "adapter", "checkpoints", "merged")
 VALIDATION_ERRORS_SHOWN = 10
+EXAMPLE_WORDS = 10  # words (and sentences) of a training example, as `cefrtune data validate` expects
 
 
 class MergeMismatch(RuntimeError):
@@ -253,7 +254,7 @@ def check_dataset(path: Path) -> None:
     (the first few are named), its warnings are counted."""
     from cefrtune.data import validate
 
-    report_ = validate([path], n=None)
+    report_ = validate([path], n=EXAMPLE_WORDS)
     errors, warnings = report_.errors, report_.warnings
     if errors:
         shown = "\n".join(f"  {p}" for p in errors[:VALIDATION_ERRORS_SHOWN])
