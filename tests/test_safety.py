@@ -97,6 +97,28 @@ def test_resume_of_a_finished_run_changes_no_byte(tmp_path, capsys):
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_a_folder_left_by_a_failed_run_is_reused_and_default_names_never_collide(tmp_path, monkeypatch):
+    from cefrtune.config import RunConfig
+    from cefrtune.run import RunFolderError, _check_run_dir, _make_run_dir
+
+    failed = tmp_path / "failed"
+    (failed / "data").mkdir(parents=True)
+    (failed / "config.yaml").write_text("level: A1\n")
+    (failed / "tensorboard").mkdir()
+    (failed / ".adapter-x1y2").mkdir()
+    with pytest.raises(RunFolderError, match="without --resume"):
+        _check_run_dir(RunConfig(), failed, resume=True)
+    assert _make_run_dir(_check_run_dir(RunConfig(), failed, resume=False), False) == failed
+    assert list(failed.iterdir()) == []  # what the failed run wrote is gone; nothing else was there
+    (failed / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match="notes.txt"):
+        _check_run_dir(RunConfig(), failed, resume=False)
+    monkeypatch.chdir(tmp_path)
+    first = _make_run_dir(_check_run_dir(RunConfig(), None, False), True)
+    second = _make_run_dir(first, True)  # the same second
+    assert first != second and first.is_dir() and second.is_dir() and second.name == first.name + "-2"
+
+
 # ---- folder replacement killed at each step ---------------------------------------------------
 
 
