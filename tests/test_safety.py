@@ -287,3 +287,41 @@ def test_user_errors_share_one_base():
 
     for error in (ConfigError, DataError, RequestError, CheckpointError, ModelNotFound, DamagedModel):
         assert issubclass(error, UserError)
+
+
+def test_generate_writes_as_it_goes_and_continues_a_stopped_file(tok, tmp_path, monkeypatch, capsys):
+    import cefrtune.generate as generate_module
+    from cefrtune.cli import main
+
+    model_dir = tiny.save(tiny.llama(len(tok)), tok, tmp_path / "model")
+    words = ["ev", "anne", "sabah", "kırmızı", "yağmur", "mutlu", "ekmek", "baş", "üç", "uyumak"]
+    requests = tmp_path / "lists.json"
+    requests.write_text(json.dumps([words, words[::-1], words[1:] + words[:1]], ensure_ascii=False))
+    before = requests.read_bytes()
+    out = tmp_path / "out.jsonl"
+    args = ["generate", "--model", model_dir, "--level", "A1", "--input", str(requests), "--output", str(out),
+            "--max-new-tokens", "4", "--batch-size", "1"]
+    real = generate_module.generate_lists
+    calls = []
+
+    def stop_after_first(*a, **k):
+        calls.append(len(a[3]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stopped after the first chunk was written
+        return real(*a, **k)
+
+    monkeypatch.setattr(generate_module, "generate_lists", stop_after_first)
+    monkeypatch.setattr(generate_module, "RESULTS_CHUNK", 1)  # one word list a chunk
+    assert main(args) == 130
+    first = out.read_text().splitlines()
+    assert len(first) == 1 and json.loads(first[0])["words"] == words
+    with out.open("a") as handle:
+        handle.write('{"level": "A1", "wor')  # a torn last line, as a kill leaves it
+    calls.clear()
+    monkeypatch.setattr(generate_module, "generate_lists", real)
+    assert main(args) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and lines[0] == first[0] and [json.loads(line)["words"] for line in lines][1] == words[::-1]
+    assert "holds 1 of 3" in capsys.readouterr().err
+    assert requests.read_bytes() == before
+    assert main(args) == 0 and "already holds all 3" in capsys.readouterr().out

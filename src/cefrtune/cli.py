@@ -239,8 +239,8 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import (RequestError, append_results, check_options, check_output, check_request, generate_checked,
-                                   generate_lists, read_requests)
+    from cefrtune.generate import (RESULTS_CHUNK, RequestError, append_results, check_options, check_output, check_request,
+                                   generate_checked, generate_lists, read_requests)
     from cefrtune.serve import load_generator
 
     check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
@@ -259,7 +259,7 @@ def _generate(args) -> int:
         print(f"{args.output} holds {done} of {len(requests)} result(s); generating the rest", file=sys.stderr)
     model, tokenizer, style = load_generator(args.model)
     # With --output, results are written as each chunk of word lists is done: a stopped run keeps them.
-    chunk = max(args.batch_size * 4, 32) if args.output else len(requests)
+    chunk = max(args.batch_size, RESULTS_CHUNK) if args.output else len(requests)
     results = []
     for start in range(done, len(requests), chunk):
         part = requests[start : start + chunk]

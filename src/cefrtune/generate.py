@@ -44,6 +44,10 @@ run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the fre
 steered: 100 %, and the fastest of the three with several candidates."""
 
 
+RESULTS_CHUNK = 32
+"""Word lists generated between two writes of `generate --output` (a stop loses at most these)."""
+
+
 class RequestError(UserError, ValueError):
     """A word list that cannot be generated for; the message says which and why."""
 
