@@ -17,8 +17,8 @@ import sys
 from cefrtune.config import RunConfig
 from cefrtune.errors import UserError
 
-REPORT_HINT = ("cefrtune: unexpected error (a bug in cefrtune, not in what you gave it). Please report it with the command "
-               "you ran, the traceback above and `pip show cefrtune torch transformers`.")
+REPORT_HINT = ("cefrtune: unexpected error (a bug in cefrtune, not in what you gave it). Please report it with the "
+               "command you ran, the traceback above and `pip show cefrtune torch transformers`.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,8 +239,8 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import (RESULTS_CHUNK, RequestError, append_results, check_options, check_output, check_request,
-                                   generate_checked, generate_lists, read_requests)
+    from cefrtune.generate import (RESULTS_CHUNK, RequestError, append_results, check_options, check_output,
+                                   check_request, generate_checked, generate_lists, read_requests)
     from cefrtune.serve import load_generator
 
     check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
@@ -264,14 +264,16 @@ def _generate(args) -> int:
     for start in range(done, len(requests), chunk):
         part = requests[start : start + chunk]
         if args.checked:
-            free = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
+            free = {} if args.free_attempts is None else {
+                "free_attempts": None if args.free_attempts < 0 else args.free_attempts}
             produced, summary = generate_checked(model, tokenizer, style, part, args.attempts, None, args.batch_size,
                                                  args.max_new_tokens, seed=args.seed + start, progress=True,
                                                  candidates=args.candidates, **free)
             print(json.dumps(summary), file=sys.stderr)
         else:
-            produced = generate_lists(model, tokenizer, style, part, args.batch_size, args.max_new_tokens, sample=args.sample,
-                                      temperature=args.temperature, top_p=args.top_p, seed=args.seed + start, progress=True)
+            produced = generate_lists(model, tokenizer, style, part, args.batch_size, args.max_new_tokens,
+                                      sample=args.sample, temperature=args.temperature, top_p=args.top_p,
+                                      seed=args.seed + start, progress=True)
         if args.output:
             append_results(args.output, produced)
         results += produced

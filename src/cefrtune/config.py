@@ -142,7 +142,8 @@ class ConfigError(UserError, ValueError):
 # Fields a resumed run may change: they do not touch the training (what is generated and how
 # fast, not what is learned). Any other change refuses `--resume`.
 RESUMABLE_CHANGES = ("generate", "max_new_tokens", "generation_batch_size", "generation_dtype", "checked_attempts",
-                     "checked_candidates", "threads", "heap_trim_above_gb", "compile", "extra", "per_device_eval_batch_size")
+                     "checked_candidates", "threads", "heap_trim_above_gb", "compile", "extra",
+                     "per_device_eval_batch_size")
 
 # YAML 1.1 (PyYAML) reads `1e-4` (no dot) as a string; a float field accepts it and any other
 # number Python's float() reads, but never a bool, infinity or NaN.
@@ -246,7 +247,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
                  "num_train_epochs", "lora_r", "lora_alpha", "loss_chunk_size", "generation_batch_size", "pad_to_multiple_of"):
         value = getattr(config, name)
         check(lambda: isinstance(value, int) and value > 0, name, "a positive integer")
-    check(lambda: isinstance(config.learning_rate, (int, float)) and config.learning_rate > 0, "learning_rate", "a positive number")
+    check(lambda: config.learning_rate > 0, "learning_rate", "a positive number")
     check(lambda: 0 <= config.warmup_ratio < 1, "warmup_ratio", "in [0, 1)")
     check(lambda: 0 <= config.lora_dropout < 1, "lora_dropout", "in [0, 1)")
     check(lambda: config.lr_scheduler in ("linear", "cosine"), "lr_scheduler", '"linear" or "cosine"')
@@ -254,24 +255,27 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.train_dtype in ("bf16", "fp32"), "train_dtype", '"bf16" or "fp32"')
     check(lambda: config.generation_dtype in ("bf16", "fp32"), "generation_dtype", '"bf16" or "fp32"')
     check(lambda: config.compile in (None, True, False), "compile", "true, false or null (automatic)")
-    check(lambda: config.max_steps is None or (isinstance(config.max_steps, int) and config.max_steps > 0), "max_steps", "a positive integer or null")
-    check(lambda: config.early_stopping_patience is None or (isinstance(config.early_stopping_patience, int) and config.early_stopping_patience > 0),
+    check(lambda: config.max_steps is None or config.max_steps > 0, "max_steps", "a positive integer or null")
+    check(lambda: config.early_stopping_patience is None or config.early_stopping_patience > 0,
           "early_stopping_patience", "a positive integer or null")
-    check(lambda: isinstance(config.checked_attempts, int) and config.checked_attempts >= 0, "checked_attempts", "0 or more")
-    check(lambda: isinstance(config.checked_candidates, int) and config.checked_candidates > 0, "checked_candidates", "a positive integer")
-    check(lambda: config.target_modules == "all-linear" or (isinstance(config.target_modules, list) and config.target_modules),
+    check(lambda: config.checked_attempts >= 0, "checked_attempts", "0 or more")
+    check(lambda: config.checked_candidates > 0, "checked_candidates", "a positive integer")
+    check(lambda: config.target_modules == "all-linear"
+          or (isinstance(config.target_modules, list) and bool(config.target_modules)),
           "target_modules", '"all-linear" or a list of module names')
-    check(lambda: config.heap_trim_above_gb is None or (isinstance(config.heap_trim_above_gb, (int, float)) and config.heap_trim_above_gb > 0),
+    check(lambda: config.heap_trim_above_gb is None or config.heap_trim_above_gb > 0,
           "heap_trim_above_gb", "a positive number of GB or null")
-    check(lambda: config.attention is None or config.attention in ATTENTION, "attention", f"null or one of {', '.join(ATTENTION)}")
+    check(lambda: config.attention is None or config.attention in ATTENTION, "attention",
+          f"null or one of {', '.join(ATTENTION)}")
     for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size"):
         value = getattr(config, name)
-        check(lambda value=value: value is None or (isinstance(value, int) and value > 0), name, "a positive integer or null")
+        check(lambda value=value: value is None or value > 0, name, "a positive integer or null")
     check(lambda: 0 <= config.seed < 2**32, "seed", "a whole number from 0 to 4294967295")
     check(lambda: config.weight_decay >= 0, "weight_decay", "0 or more")
     check(lambda: config.max_grad_norm > 0, "max_grad_norm", "a positive number")
     check(lambda: config.model.strip() != "", "model", "a preset name, a model folder or a hub id")
-    check(lambda: not isinstance(config.target_modules, list) or all(isinstance(m, str) and m for m in config.target_modules),
+    check(lambda: not isinstance(config.target_modules, list)
+          or all(isinstance(m, str) and m for m in config.target_modules),
           "target_modules", "module names (strings)")
     if isinstance(config.data, str):
         if not Path(config.data).exists():

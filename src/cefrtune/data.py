@@ -120,13 +120,14 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
         markup = MARKUP.findall(sentence)
         if markup:
             problems.append(
-                Problem(example.origin, where, "markup", f"holds {', '.join(dict.fromkeys(markup))}, not sentence text (HTML, "
-                        f"template or code?): '{sentence}'")
+                Problem(example.origin, where, "markup",
+                        f"holds {', '.join(dict.fromkeys(markup))}, not sentence text (HTML, template or code?): '{sentence}'")
             )
         english = english_tokens(tokens)
         if len(english) >= 2 and 2 * len(english) >= len(tokens):
             problems.append(
-                Problem(example.origin, where, "not_turkish", f"reads as English ({', '.join(english[:5])}), not Turkish: '{sentence}'")
+                Problem(example.origin, where, "not_turkish",
+                        f"reads as English ({', '.join(english[:5])}), not Turkish: '{sentence}'")
             )
         if not low <= len(tokens) <= high:
             problems.append(

@@ -85,13 +85,14 @@ def read_records(path: str | Path) -> tuple[list[tuple[str, object]], list[Probl
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if not path.is_file():
-        raise DataError(f"{path}: not a file (a folder?); give a JSONL or JSON list of examples")
+        raise DataError(f"{path}: not a regular file; give a JSONL or JSON list of examples")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8") from None
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the file as UTF-8") \
+            from None
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     stripped = text.lstrip()
     records: list[tuple[str, object]] = []
@@ -106,7 +107,8 @@ def read_records(path: str | Path) -> tuple[list[tuple[str, object]], list[Probl
             problems.append(Problem(f"{path}:{err.lineno}", "json", "malformed_json", f"not valid JSON: {err.msg}"))
             return records, problems
         except RecursionError:
-            problems.append(Problem(f"{path}:1", "json", "too_deep", "nested too deeply to read (an example is an object of lists)"))
+            problems.append(Problem(f"{path}:1", "json", "too_deep",
+                                    "nested too deeply to read (an example is an object of lists)"))
             return records, problems
         if not data:
             problems.append(Problem(f"{path}:1", "file", "empty_file", "the JSON list holds no example"))
