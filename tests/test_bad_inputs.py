@@ -132,7 +132,7 @@ CASES = [
     ("levels-unknown", RUN + ["--level", "A1,X9"], 2, ["X9"]),
     # --- datasets given to run (refused before any model loads) ---
     ("data-missing", RUN + ["--data", "nosuch.jsonl"], 2, ["nosuch.jsonl", "does not exist"]),
-    ("data-folder", RUN + ["--data", "folder"], 2, ["folder", "not a regular file"]),
+    ("data-folder", RUN + ["--data", "folder"], 2, ["folder", "not a file"]),
     ("data-nine-words", RUN + ["--data", "nine_words.jsonl"], 2, ["nine_words.jsonl:1", "expected 10"]),
     ("data-english", RUN + ["--data", "english.jsonl"], 2, ["english.jsonl:1", "English"]),
     ("data-no-target", RUN + ["--data", "no_target.jsonl"], 2, ["no_target.jsonl:1", "target word"]),

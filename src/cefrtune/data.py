@@ -121,7 +121,8 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
         if markup:
             problems.append(
                 Problem(example.origin, where, "markup",
-                        f"holds {', '.join(dict.fromkeys(markup))}, not sentence text (HTML, template or code?): '{sentence}'")
+                        f"holds {', '.join(dict.fromkeys(markup))}, not sentence text "
+                        f"(HTML, template or code?): '{sentence}'")
             )
         english = english_tokens(tokens)
         if len(english) >= 2 and 2 * len(english) >= len(tokens):

@@ -127,7 +127,8 @@ def read_records(path: str | Path) -> tuple[list[tuple[str, object]], list[Probl
                 Problem(f"{path}:{lineno}", "json", "malformed_json", f"not valid JSON (column {err.colno}: {err.msg}); one example a line")
             )
         except RecursionError:
-            problems.append(Problem(f"{path}:{lineno}", "json", "too_deep", "nested too deeply to read (an example is an object of lists)"))
+            problems.append(Problem(f"{path}:{lineno}", "json", "too_deep",
+                                    "nested too deeply to read (an example is an object of lists)"))
     return records, problems
 
 
@@ -179,7 +180,8 @@ def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Exa
                 add(f"{name}[{i}]", "empty_string", "empty or whitespace-only")
                 ok = False
             elif invisible_characters(item):
-                add(f"{name}[{i}]", "invisible_character", f"holds {', '.join(invisible_characters(item))}; delete it: '{item}'")
+                add(f"{name}[{i}]", "invisible_character",
+                    f"holds {', '.join(invisible_characters(item))}; delete it: '{item}'")
                 ok = False
         if ok:
             lists[name] = value

@@ -252,7 +252,8 @@ def check_options(max_new_tokens: int = 384, batch_size: int = 8, temperature: f
 
     def whole(name: str, value, low: int, high: int | None = None) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            problems.append(f"{name} must be a whole number from {low}{f' to {high}' if high else ' up'} (got {value!r})")
+            upper = f" to {high}" if high else " up"
+            problems.append(f"{name} must be a whole number from {low}{upper} (got {value!r})")
 
     whole("--max-new-tokens", max_new_tokens, 1)
     whole("--batch-size", batch_size, 1)
@@ -261,12 +262,17 @@ def check_options(max_new_tokens: int = 384, batch_size: int = 8, temperature: f
     whole("--seed", seed, 0, 2**32 - 1)
     if free_attempts is not None:
         whole("--free-attempts", free_attempts, -1)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (math.isfinite(temperature) and temperature > 0):
-        problems.append(f"--temperature must be a number above 0 (got {temperature!r}); for greedy decoding leave out --sample")
-    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not (math.isfinite(top_p) and 0 < top_p <= 1):
+    if not _number(temperature) or temperature <= 0:
+        problems.append(f"--temperature must be a number above 0 (got {temperature!r}); "
+                        "for greedy decoding leave out --sample")
+    if not _number(top_p) or not 0 < top_p <= 1:
         problems.append(f"--top-p must be above 0 and at most 1 (got {top_p!r})")
     if problems:
         raise RequestError("; ".join(problems))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_output(output: str | Path, requests: list[Request], input: str | Path | None = None) -> int:
@@ -276,7 +282,8 @@ def check_output(output: str | Path, requests: list[Request], input: str | Path 
     output = Path(output)
     if input is not None and (output.resolve() == Path(input).resolve()
                               or (output.exists() and os.path.samefile(output, input))):
-        raise RequestError(f"--output {output} is the --input file; choose another --output (the input is never overwritten)")
+        raise RequestError(f"--output {output} is the --input file; choose another --output "
+                           "(the input is never overwritten)")
     if output.is_dir():
         raise RequestError(f"--output {output} is a folder; give a file name (results are JSON lines)")
     if not output.parent.is_dir():
@@ -306,8 +313,8 @@ def check_output(output: str | Path, requests: list[Request], input: str | Path 
             record = None
         if number > len(requests) or not isinstance(record, dict) or \
                 (record.get("level"), record.get("words")) != (requests[number - 1].level, requests[number - 1].words):
-            raise RequestError(f"--output {output}:{number}: holds something other than the results of these word lists; "
-                               "choose another --output (or delete that file to start over)")
+            raise RequestError(f"--output {output}:{number}: holds something other than the results of these word "
+                               "lists; choose another --output (or delete that file to start over)")
     return len(lines)
 
 

@@ -86,8 +86,8 @@ def load(name: str, dtype: torch.dtype = torch.float32, device: str | torch.devi
     resolved = resolve(name)
     problems = verify_folder(resolved.path) if resolved.source == "local" else []
     if problems:
-        raise DamagedModel(f"{resolved.path}: the model files are damaged ({'; '.join(problems[:3])}); recreate the folder "
-                           "(or delete it and load the model by name)")
+        raise DamagedModel(f"{resolved.path}: the model files are damaged ({'; '.join(problems[:3])}); "
+                           "recreate the folder (or delete it and load the model by name)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.path)
         model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=dtype)

@@ -246,7 +246,8 @@ def summary(m: dict) -> str:
 
 
 def _split_files(run_dir: Path, level: str) -> dict[str, Path]:
-    return {name: run_dir / "data" / f"training_data_{level.lower()}_list_format_{name}.json" for name in ("train", "eval")}
+    folder = run_dir / "data"
+    return {name: folder / f"training_data_{level.lower()}_list_format_{name}.json" for name in ("train", "eval")}
 
 
 def check_dataset(path: Path) -> None:
@@ -258,7 +259,8 @@ def check_dataset(path: Path) -> None:
     errors, warnings = report_.errors, report_.warnings
     if errors:
         shown = "\n".join(f"  {p}" for p in errors[:VALIDATION_ERRORS_SHOWN])
-        more = f"\n  ... and {len(errors) - VALIDATION_ERRORS_SHOWN} more" if len(errors) > VALIDATION_ERRORS_SHOWN else ""
+        hidden = len(errors) - VALIDATION_ERRORS_SHOWN
+        more = f"\n  ... and {hidden} more" if hidden > 0 else ""
         raise DataError(f"{path}: {len(errors)} error(s) in the dataset; fix them first "
                         f"(`cefrtune data validate {path}` lists all):\n{shown}{more}")
     if warnings and _is_main_process():
@@ -279,7 +281,8 @@ def check_split(train_examples: list, eval_examples: list, data_path) -> None:
     shared = [e for e in train_examples if any(_sentence_key(s) in eval_keys for s in e.sentences)]
     if shared:
         raise DataError(f"{data_path}: {len(shared)} training example(s) share a sentence with the eval set "
-                        f"(e.g. {shared[0].id or shared[0].origin}); the eval loss would be measured on trained sentences")
+                        f"(e.g. {shared[0].id or shared[0].origin}); the eval loss would be measured on "
+                        "trained sentences")
 
 
 def _check_run_dir(config: RunConfig, output, resume: bool) -> Path:

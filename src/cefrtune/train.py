@@ -414,28 +414,30 @@ def _load_checkpoint(folder: Path, model, optimizer, scheduler, config: RunConfi
     try:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{folder}/trainer_state.json: unreadable ({err}); start a new run with another --output") from None
+        raise CheckpointError(f"{folder}/trainer_state.json: unreadable ({err}); "
+                              "start a new run with another --output") from None
     if config is not None and isinstance(state.get("config"), dict):
         changed = changed_fields(state["config"], config)
         if changed:
-            raise CheckpointError(f"{folder}: written with another configuration ({', '.join(changed)}); resume with the "
-                                  "run's own config.yaml, or start a new run with another --output")
+            raise CheckpointError(f"{folder}: written with another configuration ({', '.join(changed)}); resume "
+                                  "with the run's own config.yaml, or start a new run with another --output")
     try:
         saved = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{folder}/state.pt: refused, it is not a cefrtune checkpoint of plain tensors ({first}); "
-                              "nothing in it was run. Start a new run with another --output") from None
+        raise CheckpointError(f"{folder}/state.pt: refused, it is not a cefrtune checkpoint of plain tensors "
+                              f"({first}); nothing in it was run. Start a new run with another --output") from None
     if not isinstance(saved, dict) or not {"model", "optimizer", "scheduler", "rng"} <= set(saved):
-        raise CheckpointError(f"{folder}/state.pt: not a cefrtune checkpoint (expected model, optimizer, scheduler and rng)")
+        raise CheckpointError(f"{folder}/state.pt: not a cefrtune checkpoint "
+                              "(expected model, optimizer, scheduler and rng)")
     params = dict(model.named_parameters())
     wrong = [name for name, value in saved["model"].items()
              if name not in params or not isinstance(value, torch.Tensor) or value.shape != params[name].shape]
     missing = [name for name, p in params.items() if p.requires_grad and name not in saved["model"]]
     if wrong or missing:
-        raise CheckpointError(f"{folder}/state.pt: its adapter does not fit this model ({len(wrong)} tensor(s) of another "
-                              f"name or shape, {len(missing)} missing, e.g. {(wrong + missing)[0]}); resume with the run's own "
-                              "config.yaml, or start a new run")
+        raise CheckpointError(f"{folder}/state.pt: its adapter does not fit this model ({len(wrong)} tensor(s) of "
+                              f"another name or shape, {len(missing)} missing, e.g. {(wrong + missing)[0]}); resume "
+                              "with the run's own config.yaml, or start a new run")
     for name, value in saved["model"].items():
         params[name].data.copy_(value)
     optimizer.load_state_dict(saved["optimizer"])
