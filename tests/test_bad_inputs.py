@@ -46,7 +46,8 @@ def damaged_model(folder: Path) -> Path:
 # Files each case may use, created in a fresh folder before it runs.
 FILES = {
     "good.jsonl": lambda: jsonl(good_records()),
-    "nine_words.jsonl": lambda: jsonl([dict(r, words=r["words"][:9], sentences=r["sentences"][:9]) for r in good_records()]),
+    "nine_words.jsonl": lambda: jsonl([dict(r, words=r["words"][:9], sentences=r["sentences"][:9])
+                                       for r in good_records()]),
     "english.jsonl": lambda: with_sentence("My mother is very happy today."),
     "no_target.jsonl": lambda: with_sentence("Bugün hava çok güzel."),
     "html.jsonl": lambda: with_sentence("<b>Bizim</b> ev çok büyük."),
@@ -196,9 +197,11 @@ CASES = [
     ("gen-input-empty", GEN[:3] + ["--input", "empty.jsonl"], 2, ["empty.jsonl"]),
     ("gen-bare-list-no-level", GEN[:3] + ["--input", "lists.json"], 2, ["needs --level"]),
     ("gen-words-not-list", GEN[:3] + ["--input", "int_words.jsonl"], 2, ["int_words.jsonl:1", "list of words"]),
-    ("gen-output-is-input", GEN[:3] + ["--input", "requests.jsonl", "--output", "requests.jsonl"], 2, ["is the --input"]),
+    ("gen-output-is-input", GEN[:3] + ["--input", "requests.jsonl", "--output", "requests.jsonl"], 2,
+     ["is the --input"]),
     ("gen-output-folder", GEN[:3] + ["--input", "requests.jsonl", "--output", "folder"], 2, ["is a folder"]),
-    ("gen-output-no-parent", GEN[:3] + ["--input", "requests.jsonl", "--output", "no/such/out.jsonl"], 2, ["does not exist"]),
+    ("gen-output-no-parent", GEN[:3] + ["--input", "requests.jsonl", "--output", "no/such/out.jsonl"], 2,
+     ["does not exist"]),
     ("gen-output-other", GEN[:3] + ["--input", "requests.jsonl", "--output", "other_results.jsonl"], 2,
      ["other_results.jsonl:1", "another --output"]),
     # --- models ---
@@ -208,7 +211,8 @@ CASES = [
 
 
 def snapshot(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +223,8 @@ def prepared(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name,argv,status,words", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_clearly_and_changes_nothing(name, argv, status, words, prepared, tmp_path, monkeypatch, capsys):
+def test_bad_input_is_refused_clearly_and_changes_nothing(name, argv, status, words, prepared, tmp_path, monkeypatch,
+                                                          capsys):
     work = tmp_path / "work"
     shutil.copytree(prepared, work, symlinks=True)
     monkeypatch.chdir(work)

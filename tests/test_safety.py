@@ -38,7 +38,8 @@ def lora_parts(tok):
 
     from cefrtune.train import _scheduler
 
-    model = get_peft_model(tiny.llama(len(tok)), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(tiny.llama(len(tok)), lora)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     return model, optimizer, _scheduler(optimizer, "linear", 1, 10)
 
@@ -51,7 +52,8 @@ def test_a_crafted_pickle_in_a_checkpoint_is_refused_and_not_run(tok, tmp_path):
     _save_checkpoint(folder, model, optimizer, scheduler, {"epoch": 1, "global_step": 2})
     assert _load_checkpoint(folder, model, optimizer, scheduler)["epoch"] == 1  # a real checkpoint loads
     marker = tmp_path / "owned"
-    torch.save({"model": {}, "optimizer": Payload(marker), "scheduler": {}, "rng": torch.get_rng_state()}, folder / "state.pt")
+    crafted = {"model": {}, "optimizer": Payload(marker), "scheduler": {}, "rng": torch.get_rng_state()}
+    torch.save(crafted, folder / "state.pt")
     with pytest.raises(CheckpointError, match="refused"):
         _load_checkpoint(folder, model, optimizer, scheduler)
     assert not marker.exists()
@@ -119,6 +121,23 @@ def test_a_folder_left_by_a_failed_run_is_reused_and_default_names_never_collide
     assert first != second and first.is_dir() and second.is_dir() and second.name == first.name + "-2"
 
 
+def test_resume_with_the_saved_configuration_is_accepted(tmp_path):
+    import yaml
+
+    from cefrtune.config import load_config, to_dict
+    from cefrtune.run import RunFolderError, _check_run_dir
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / ".last.old").mkdir(parents=True)  # killed between the renames of a save
+    (run / "checkpoints" / ".last.old" / "trainer_state.json").write_text('{"epoch": 1}')
+    config = load_config("smoke", {"learning_rate": "1e-4", "max_steps": 3})
+    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))
+    assert _check_run_dir(load_config("smoke", {"learning_rate": 1e-4, "max_steps": 3, "checked_attempts": 0}), run, True)
+    assert (run / "checkpoints" / "last" / "trainer_state.json").exists()  # put back before the check
+    with pytest.raises(RunFolderError, match="max_steps: 3 -> None"):
+        _check_run_dir(load_config("smoke", {"learning_rate": 1e-4}), run, True)
+
+
 # ---- folder replacement killed at each step ---------------------------------------------------
 
 
@@ -177,9 +196,14 @@ def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples,
 
     from cefrtune.config import RunConfig
 
-    config = RunConfig(num_train_epochs=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=4, lora_alpha=8,
-                       train_dtype="fp32", compile=False, early_stopping_patience=None, max_seq_length=256)
-    full = train_module.train(config, examples[:6], examples[6:], tmp_path / "full", model=tiny.llama(len(tok)), tokenizer=tok)
+    config = RunConfig(num_train_epochs=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=4,
+                       lora_alpha=8, train_dtype="fp32", compile=False, early_stopping_patience=None, max_seq_length=256)
+
+    def train(folder, resume=False):
+        return train_module.train(config, examples[:6], examples[6:], tmp_path / folder, resume=resume,
+                                  model=tiny.llama(len(tok)), tokenizer=tok)
+
+    full = train("full")
     monkeypatch.setattr(examples_module, "_exchange", lambda a, b: False)
     real_replace, saves = examples_module.os.replace, []
 
@@ -193,11 +217,10 @@ def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples,
 
     monkeypatch.setattr(examples_module.os, "replace", dying_replace)
     with pytest.raises(Killed):
-        train_module.train(config, examples[:6], examples[6:], tmp_path / "cut", model=tiny.llama(len(tok)), tokenizer=tok)
+        train("cut")
     monkeypatch.setattr(examples_module.os, "replace", real_replace)
     assert not (tmp_path / "cut" / "checkpoints" / "last").exists()
-    resumed = train_module.train(config, examples[:6], examples[6:], tmp_path / "cut", resume=True, model=tiny.llama(len(tok)),
-                                 tokenizer=tok)
+    resumed = train("cut", resume=True)
     a = load_file(tmp_path / "full" / "adapter" / "adapter_model.safetensors")
     b = load_file(tmp_path / "cut" / "adapter" / "adapter_model.safetensors")
     for key in a:
@@ -252,7 +275,8 @@ def test_an_unchanged_file_is_not_hashed_again(tok, tmp_path, monkeypatch):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300),
                  st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                              lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                              lambda inner: st.lists(inner, max_size=4)
+                              | st.dictionaries(st.text(max_size=10), inner, max_size=4),
                               max_leaves=20).map(lambda v: json.dumps(v, ensure_ascii=False))))
 def test_reader_fuzz_only_raises_its_own_error(tmp_path, content):
     from cefrtune.examples import parse_record
@@ -271,7 +295,8 @@ def test_reader_fuzz_only_raises_its_own_error(tmp_path, content):
 
 @settings(max_examples=200, deadline=None)
 @given(st.one_of(st.text(max_size=4), st.none(), st.integers()),
-       st.one_of(st.lists(st.one_of(st.text(max_size=12), st.integers(), st.none()), max_size=12), st.text(max_size=5), st.integers()))
+       st.one_of(st.lists(st.one_of(st.text(max_size=12), st.integers(), st.none()), max_size=12), st.text(max_size=5),
+                 st.integers()))
 def test_request_checker_fuzz_accepts_or_says_why(level, words):
     try:
         request = check_request(level, words, 10)
