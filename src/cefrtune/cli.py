@@ -239,8 +239,7 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import (RESULTS_CHUNK, RequestError, append_results, check_options, check_output,
-                                   check_request, generate_checked, generate_lists, read_requests)
+    from cefrtune.generate import RequestError, check_options, check_output, check_request, generate_into, read_requests
     from cefrtune.serve import load_generator
 
     check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
@@ -258,25 +257,12 @@ def _generate(args) -> int:
     if done:
         print(f"{args.output} holds {done} of {len(requests)} result(s); generating the rest", file=sys.stderr)
     model, tokenizer, style = load_generator(args.model)
-    # With --output, results are written as each chunk of word lists is done: a stopped run keeps them.
-    chunk = max(args.batch_size, RESULTS_CHUNK) if args.output else len(requests)
-    results = []
-    for start in range(done, len(requests), chunk):
-        part = requests[start : start + chunk]
-        if args.checked:
-            free = {} if args.free_attempts is None else {
-                "free_attempts": None if args.free_attempts < 0 else args.free_attempts}
-            produced, summary = generate_checked(model, tokenizer, style, part, args.attempts, None, args.batch_size,
-                                                 args.max_new_tokens, seed=args.seed + start, progress=True,
-                                                 candidates=args.candidates, **free)
-            print(json.dumps(summary), file=sys.stderr)
-        else:
-            produced = generate_lists(model, tokenizer, style, part, args.batch_size, args.max_new_tokens,
-                                      sample=args.sample, temperature=args.temperature, top_p=args.top_p,
-                                      seed=args.seed + start, progress=True)
-        if args.output:
-            append_results(args.output, produced)
-        results += produced
+    free = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
+    results = generate_into(model, tokenizer, style, requests, args.output, done, checked=args.checked,
+                            attempts=args.attempts, candidates=args.candidates, sample=args.sample,
+                            temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
+                            max_new_tokens=args.max_new_tokens, on_summary=lambda s: print(json.dumps(s), file=sys.stderr),
+                            **free)
     if args.output:
         print(f"wrote {len(results)} result(s) to {args.output}" + (f" (after the {done} it held)" if done else ""))
         return 0

@@ -162,6 +162,34 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     return results, summary
 
 
+def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request], output: str | Path | None = None,
+                  done: int = 0, checked: bool = False, attempts: int = 4, candidates: int = CANDIDATES,
+                  free_attempts: int | None = FREE_ATTEMPTS, sample: bool = False, temperature: float = 0.8,
+                  top_p: float = 0.95, seed: int = 0, batch_size: int = 8, max_new_tokens: int = 384,
+                  on_summary=None) -> list[dict]:
+    """Results for `requests[done:]`, raw or checked (what `cefrtune generate` runs). With `output`
+    (checked first with `check_output`, which gives `done`), each chunk of RESULTS_CHUNK word lists
+    is appended as soon as it is done, so a stop loses at most one chunk. `on_summary` gets each
+    checked chunk's summary."""
+    chunk = max(batch_size, RESULTS_CHUNK) if output else max(len(requests), 1)
+    results = []
+    for start in range(done, len(requests), chunk):
+        part = requests[start : start + chunk]
+        if checked:
+            produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size, max_new_tokens,
+                                                 seed=seed + start, progress=True, candidates=candidates,
+                                                 free_attempts=free_attempts)
+            if on_summary:
+                on_summary(summary)
+        else:
+            produced = generate_lists(model, tokenizer, style, part, batch_size, max_new_tokens, sample=sample,
+                                      temperature=temperature, top_p=top_p, seed=seed + start, progress=True)
+        if output:
+            append_results(output, produced)
+        results += produced
+    return results
+
+
 def default_max_new_tokens(examples, tokenizer, style: PromptStyle) -> int:
     """1.5 x the longest reference answer in tokens: room to spare, but a model that never stops
     does not decode for minutes."""
