@@ -132,7 +132,8 @@ def test_resume_with_the_saved_configuration_is_accepted(tmp_path):
     (run / "checkpoints" / ".last.old" / "trainer_state.json").write_text('{"epoch": 1}')
     config = load_config("smoke", {"learning_rate": "1e-4", "max_steps": 3})
     (run / "config.yaml").write_text(yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))
-    assert _check_run_dir(load_config("smoke", {"learning_rate": 1e-4, "max_steps": 3, "checked_attempts": 0}), run, True)
+    same = load_config("smoke", {"learning_rate": 1e-4, "max_steps": 3, "checked_attempts": 0})
+    assert _check_run_dir(same, run, True)
     assert (run / "checkpoints" / "last" / "trainer_state.json").exists()  # put back before the check
     with pytest.raises(RunFolderError, match="max_steps: 3 -> None"):
         _check_run_dir(load_config("smoke", {"learning_rate": 1e-4}), run, True)
@@ -197,7 +198,8 @@ def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples,
     from cefrtune.config import RunConfig
 
     config = RunConfig(num_train_epochs=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=4,
-                       lora_alpha=8, train_dtype="fp32", compile=False, early_stopping_patience=None, max_seq_length=256)
+                       lora_alpha=8, train_dtype="fp32", compile=False, early_stopping_patience=None,
+                       max_seq_length=256)
 
     def train(folder, resume=False):
         return train_module.train(config, examples[:6], examples[6:], tmp_path / folder, resume=resume,

@@ -257,12 +257,13 @@ def _generate(args) -> int:
     if done:
         print(f"{args.output} holds {done} of {len(requests)} result(s); generating the rest", file=sys.stderr)
     model, tokenizer, style = load_generator(args.model)
-    free = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
+    free = {} if args.free_attempts is None else {
+        "free_attempts": None if args.free_attempts < 0 else args.free_attempts}
     results = generate_into(model, tokenizer, style, requests, args.output, done, checked=args.checked,
                             attempts=args.attempts, candidates=args.candidates, sample=args.sample,
                             temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
-                            max_new_tokens=args.max_new_tokens, on_summary=lambda s: print(json.dumps(s), file=sys.stderr),
-                            **free)
+                            max_new_tokens=args.max_new_tokens,
+                            on_summary=lambda s: print(json.dumps(s), file=sys.stderr), **free)
     if args.output:
         print(f"wrote {len(results)} result(s) to {args.output}" + (f" (after the {done} it held)" if done else ""))
         return 0

@@ -176,7 +176,8 @@ def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request],
     for start in range(done, len(requests), chunk):
         part = requests[start : start + chunk]
         if checked:
-            produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size, max_new_tokens,
+            produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size,
+                                                 max_new_tokens,
                                                  seed=seed + start, progress=True, candidates=candidates,
                                                  free_attempts=free_attempts)
             if on_summary:
