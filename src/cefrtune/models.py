@@ -37,7 +37,9 @@ class DamagedModel(UserError, RuntimeError):
 
 
 MANIFEST = "cefrtune-files.json"
-"""Beside a converted model: each file's size and sha256, written at conversion."""
+"""Beside a converted or merged model: the size and sha256 of its weights and tokenizer files (the
+small JSON settings stay editable)."""
+RECORDED = ("*.safetensors", "tokenizer.json", "tokenizer.model")
 
 
 @dataclass
@@ -180,10 +182,10 @@ def _local_revision(path: Path) -> str | None:
 
 
 def write_manifest(folder: str | Path) -> None:
-    """Record each file's size and sha256 (and the file's state when it was hashed)."""
+    """Record the size and sha256 of the RECORDED files (and each file's state when it was hashed)."""
     folder = Path(folder)
     files = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+    for path in sorted({p for pattern in RECORDED for p in folder.glob(pattern) if p.is_file()}):
         files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
     manifest = {"files": files, "verified": {name: _stat_key(folder / name) for name in files}}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
