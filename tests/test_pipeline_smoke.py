@@ -50,8 +50,8 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert "Baseline comparison" in report and "loss_curve.png" in report
     assert "cefrtune run A1 finished" in capsys.readouterr().out
     # a second run into the same folder is refused, never overwritten
-    with pytest.raises(FileExistsError):
-        main(["run", "--config", "smoke", "--output", str(out)])
+    assert main(["run", "--config", "smoke", "--output", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
 
     # the merged model generates through the CLI, with its saved prompt style
     assert main(["generate", "--model", str(out / "merged"), "--level", "A1", "--max-new-tokens", "40",

@@ -17,6 +17,10 @@ import json
 import sys
 
 from cefrtune.config import RunConfig
+from cefrtune.errors import UserError
+
+REPORT_HINT = ("cefrtune: unexpected error (a bug in cefrtune, not in what you gave it). Please report it with the "
+               "command you ran, the traceback above and `pip show cefrtune torch transformers`.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +34,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UserError as err:  # a mistake the user can fix: the message says what, where and what to do
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError, RecursionError) as err:  # a path, file or folder the user gave
+        print(f"cefrtune: {_describe(err)}", file=sys.stderr)
+        return 2
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(REPORT_HINT, file=sys.stderr)
+        return 1
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an operating-system or encoding error: what failed, on which file, what to do."""
+    if isinstance(err, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8"
+    if isinstance(err, RecursionError):
+        return "a file nests lists or objects too deeply to read; check its JSON"
+    where = " -> ".join(str(p) for p in (err.filename, err.filename2) if p)
+    reason = err.strerror or str(err)
+    advice = {
+        "FileNotFoundError": "check the path",
+        "PermissionError": "choose a path you may write or read",
+        "IsADirectoryError": "give a file, not a folder",
+        "NotADirectoryError": "a part of the path is a file, not a folder",
+        "FileExistsError": "choose another path",
+    }.get(type(err).__name__, "check the path and the free disk space")
+    return f"{where + ': ' if where else ''}{reason}; {advice}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,9 +246,12 @@ def _overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"--set expects FIELD=VALUE, got '{pair}'")
+            raise UserError(f"--set expects FIELD=VALUE, got '{pair}'")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value  # not YAML: kept as written; the config check says what is wrong with it
     return out
 
 
@@ -232,7 +269,8 @@ def _run(args) -> int:
             return 2
     overrides = _overrides(args.set)
     level = levels[0] if levels else (args.level.upper() if args.level else None)
-    overrides.update({k: v for k, v in {"level": level, "model": args.model, "data": args.data, "max_steps": args.max_steps}.items() if v})
+    given = {"level": level, "model": args.model, "data": args.data, "max_steps": args.max_steps}
+    overrides.update({k: v for k, v in given.items() if v is not None})  # `--max-steps 0` is checked, not ignored
     try:
         config = load_config(args.config or DEFAULT_PRESET, overrides)
     except ConfigError as err:
@@ -266,31 +304,33 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import RequestError, check_request, generate_checked, generate_lists, read_requests, write_results
+    from cefrtune.generate import RequestError, check_options, check_output, check_request, generate_into, read_requests
     from cefrtune.serve import load_generator
 
-    try:
-        if args.input:
-            requests = read_requests(args.input, level=args.level)
-        elif args.words:
-            requests = [check_request(args.level or "", [w.strip() for w in args.words.split(",")], 10, "--words")]
-        else:
-            raise RequestError("give --words (with --level) or --input")
-    except RequestError as err:
-        print(f"cefrtune: {err}", file=sys.stderr)
-        return 2
-    model, tokenizer, style = load_generator(args.model)
-    if args.checked:
-        schedule = {} if args.free_attempts is None else {"free_attempts": None if args.free_attempts < 0 else args.free_attempts}
-        results, summary = generate_checked(model, tokenizer, style, requests, args.attempts, None, args.batch_size,
-                                            args.max_new_tokens, seed=args.seed, progress=True, candidates=args.candidates, **schedule)
-        print(json.dumps(summary), file=sys.stderr)
+    check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
+                  args.free_attempts, args.seed)
+    if args.input:
+        requests = read_requests(args.input, level=args.level)
+    elif args.words:
+        requests = [check_request(args.level or "", [w.strip() for w in args.words.split(",")], 10, "--words")]
     else:
-        results = generate_lists(model, tokenizer, style, requests, args.batch_size, args.max_new_tokens,
-                                 sample=args.sample, temperature=args.temperature, top_p=args.top_p, seed=args.seed, progress=True)
+        raise RequestError("give --words (with --level) or --input")
+    done = check_output(args.output, requests, args.input) if args.output else 0
+    if done == len(requests) and args.output:
+        print(f"{args.output} already holds all {done} result(s)")
+        return 0
+    if done:
+        print(f"{args.output} holds {done} of {len(requests)} result(s); generating the rest", file=sys.stderr)
+    model, tokenizer, style = load_generator(args.model)
+    free = {} if args.free_attempts is None else {
+        "free_attempts": None if args.free_attempts < 0 else args.free_attempts}
+    results = generate_into(model, tokenizer, style, requests, args.output, done, checked=args.checked,
+                            attempts=args.attempts, candidates=args.candidates, sample=args.sample,
+                            temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
+                            max_new_tokens=args.max_new_tokens,
+                            on_summary=lambda s: print(json.dumps(s), file=sys.stderr), **free)
     if args.output:
-        write_results(args.output, results)
-        print(f"wrote {len(results)} result(s) to {args.output}")
+        print(f"wrote {len(results)} result(s) to {args.output}" + (f" (after the {done} it held)" if done else ""))
         return 0
     for result in results:
         for i, sentence in enumerate(result["sentences"], start=1):
@@ -306,6 +346,8 @@ def _generate(args) -> int:
 def _data_validate(args) -> int:
     from cefrtune.data import validate
 
+    if args.n < 1 or args.max_shown < 0:
+        raise UserError(f"--n must be 1 or more and --max-shown 0 or more (got {args.n} and {args.max_shown})")
     report = validate(args.files, n=args.n)
     for problem in report.problems[: args.max_shown]:
         print(problem, file=sys.stderr if args.json else sys.stdout)

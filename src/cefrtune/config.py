@@ -7,11 +7,14 @@ collects every problem and raises one error listing them all, before any model i
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from cefrtune.errors import UserError
 from cefrtune.turkish import LEVELS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -142,8 +145,26 @@ class RunConfig:
         return Path(__file__).resolve().parents[2] / "data" / f"{self.level.lower()}.jsonl"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Every problem of a configuration, listed at once."""
+
+
+# Fields a resumed run may change: they do not touch the training (what is generated and how
+# fast, not what is learned). Any other change refuses `--resume`.
+RESUMABLE_CHANGES = ("generate", "max_new_tokens", "generation_batch_size", "generation_dtype", "checked_attempts",
+                     "checked_candidates", "threads", "heap_trim_above_gb", "compile", "extra",
+                     "per_device_eval_batch_size")
+
+# YAML 1.1 (PyYAML) reads `1e-4` (no dot) as a string; a float field accepts it and any other
+# number Python's float() reads, but never a bool, infinity or NaN.
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def changed_fields(saved: dict, config: RunConfig) -> list[str]:
+    """`field: saved -> now` for every training field that differs from a saved configuration."""
+    now = to_dict(config)
+    return [f"{name}: {saved.get(name)!r} -> {now[name]!r}" for name in now
+            if name not in RESUMABLE_CHANGES and name in saved and saved[name] != now[name]]
 
 
 def load_config(preset: str | None = None, overrides: dict | None = None) -> RunConfig:
@@ -152,24 +173,61 @@ def load_config(preset: str | None = None, overrides: dict | None = None) -> Run
     source = "defaults"
     if preset:
         path = preset_path(preset)
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not a readable YAML preset ({' '.join(str(err).split())[:200]})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a preset must be a YAML mapping of field: value")
         values.update(loaded)
         source = str(path)
     values.update(overrides or {})  # an explicit None (YAML null) overrides too: `--set max_steps=null`
     known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(map(str, values)) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
-    config = RunConfig(**values)
+    config = RunConfig(**{name: _coerce(name, value) for name, value in values.items()})
     validate(config, source)
     return config
 
 
+def _coerce(name: str, value):
+    """Numbers written as strings (`1e-4`, `"0.5"`) become numbers for the fields that hold them."""
+    annotation = RunConfig.__dataclass_fields__[name].type
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        if annotation.startswith("float"):
+            return float(value)
+        if annotation.startswith("int") and re.fullmatch(r"[+-]?\d+", value.strip()):
+            return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and annotation.startswith("float"):
+        return float(value)
+    return value
+
+
+def _type_problem(name: str, value) -> str | None:
+    """What is wrong with the type of `value` for field `name` (None if nothing): ints are not
+    bools, floats are finite numbers, strings are strings."""
+    annotation = RunConfig.__dataclass_fields__[name].type
+    optional = annotation.endswith("| None")
+    if value is None:
+        return None if optional else "a value (null is not allowed)"
+    kind = annotation.split("|")[0].strip()
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return "a whole number" + (" or null" if optional else "")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        return "a finite number (such as 0.1 or 2e-4)" + (" or null" if optional else "")
+    if kind == "bool" and not isinstance(value, bool):
+        return "true or false" + (" or null" if optional else "")
+    if kind == "str" and not isinstance(value, str):
+        return "a string" + (" or null" if optional else "")
+    if kind == "dict" and not isinstance(value, dict):
+        return "a mapping"
+    return None
+
+
 def preset_path(preset: str) -> Path:
     path = Path(preset)
-    if path.suffix in (".yaml", ".yml") and path.exists():
+    if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
     candidate = CONFIG_DIR / f"{preset}.yaml"
     if candidate.exists():
@@ -180,41 +238,60 @@ def preset_path(preset: str) -> Path:
 
 def validate(config: RunConfig, source: str = "config") -> None:
     problems = []
+    wrong_type = set()
+    for f in fields(RunConfig):
+        problem = _type_problem(f.name, getattr(config, f.name))
+        if problem:
+            wrong_type.add(f.name)
+            problems.append(f"{f.name}: {problem} (got {getattr(config, f.name)!r})")
 
-    def check(ok: bool, name: str, message: str) -> None:
-        if not ok:
+    def check(ok, name: str, message: str) -> None:
+        # A field of the wrong type is reported once, above; its range is not checked.
+        if name not in wrong_type and not ok():
             problems.append(f"{name}: {message} (got {getattr(config, name)!r})")
 
-    check(config.level in LEVELS, "level", f"one of {', '.join(LEVELS)}")
-    check(0 < config.eval_fraction < 1, "eval_fraction", "between 0 and 1")
-    check(config.backend in ("torch", "unsloth"), "backend", '"torch" or "unsloth"')
+    check(lambda: config.level in LEVELS, "level", f"one of {', '.join(LEVELS)}")
+    check(lambda: 0 < config.eval_fraction < 1, "eval_fraction", "between 0 and 1")
+    check(lambda: config.backend in ("torch", "unsloth"), "backend", '"torch" or "unsloth"')
     for name in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "per_device_eval_batch_size",
                  "num_train_epochs", "lora_r", "lora_alpha", "loss_chunk_size", "generation_batch_size", "pad_to_multiple_of"):
         value = getattr(config, name)
-        check(isinstance(value, int) and value > 0, name, "a positive integer")
-    check(isinstance(config.learning_rate, (int, float)) and config.learning_rate > 0, "learning_rate", "a positive number")
-    check(0 <= config.warmup_ratio < 1, "warmup_ratio", "in [0, 1)")
-    check(0 <= config.lora_dropout < 1, "lora_dropout", "in [0, 1)")
-    check(config.lr_scheduler in ("linear", "cosine"), "lr_scheduler", '"linear" or "cosine"')
-    check(config.loss_on in ("response", "full"), "loss_on", '"response" or "full"')
-    check(config.train_dtype in ("bf16", "fp32"), "train_dtype", '"bf16" or "fp32"')
-    check(config.generation_dtype in ("bf16", "fp32"), "generation_dtype", '"bf16" or "fp32"')
-    check(config.compile in (None, True, False), "compile", "true, false or null (automatic)")
-    check(config.max_steps is None or (isinstance(config.max_steps, int) and config.max_steps > 0), "max_steps", "a positive integer or null")
-    check(config.early_stopping_patience is None or (isinstance(config.early_stopping_patience, int) and config.early_stopping_patience > 0),
+        check(lambda: isinstance(value, int) and value > 0, name, "a positive integer")
+    check(lambda: config.learning_rate > 0, "learning_rate", "a positive number")
+    check(lambda: 0 <= config.warmup_ratio < 1, "warmup_ratio", "in [0, 1)")
+    check(lambda: 0 <= config.lora_dropout < 1, "lora_dropout", "in [0, 1)")
+    check(lambda: config.lr_scheduler in ("linear", "cosine"), "lr_scheduler", '"linear" or "cosine"')
+    check(lambda: config.loss_on in ("response", "full"), "loss_on", '"response" or "full"')
+    check(lambda: config.train_dtype in ("bf16", "fp32"), "train_dtype", '"bf16" or "fp32"')
+    check(lambda: config.generation_dtype in ("bf16", "fp32"), "generation_dtype", '"bf16" or "fp32"')
+    check(lambda: config.compile in (None, True, False), "compile", "true, false or null (automatic)")
+    check(lambda: config.max_steps is None or config.max_steps > 0, "max_steps", "a positive integer or null")
+    check(lambda: config.early_stopping_patience is None or config.early_stopping_patience > 0,
           "early_stopping_patience", "a positive integer or null")
-    check(isinstance(config.checked_attempts, int) and config.checked_attempts >= 0, "checked_attempts", "0 or more")
-    check(isinstance(config.checked_candidates, int) and config.checked_candidates > 0, "checked_candidates", "a positive integer")
-    check(config.target_modules == "all-linear" or (isinstance(config.target_modules, list) and config.target_modules),
+    check(lambda: config.checked_attempts >= 0, "checked_attempts", "0 or more")
+    check(lambda: config.checked_candidates > 0, "checked_candidates", "a positive integer")
+    check(lambda: config.target_modules == "all-linear"
+          or (isinstance(config.target_modules, list) and bool(config.target_modules)),
           "target_modules", '"all-linear" or a list of module names')
-    check(config.heap_trim_above_gb is None or (isinstance(config.heap_trim_above_gb, (int, float)) and config.heap_trim_above_gb > 0),
+    check(lambda: config.heap_trim_above_gb is None or config.heap_trim_above_gb > 0,
           "heap_trim_above_gb", "a positive number of GB or null")
-    check(config.attention is None or config.attention in ATTENTION, "attention", f"null or one of {', '.join(ATTENTION)}")
+    check(lambda: config.attention is None or config.attention in ATTENTION, "attention",
+          f"null or one of {', '.join(ATTENTION)}")
     for name in ("train_subset", "eval_subset", "threads", "max_new_tokens", "micro_batch_size", "max_examples"):
         value = getattr(config, name)
-        check(value is None or (isinstance(value, int) and value > 0), name, "a positive integer or null")
-    if config.data is not None and not Path(config.data).exists():
-        problems.append(f"data: file {config.data} does not exist")
+        check(lambda value=value: value is None or value > 0, name, "a positive integer or null")
+    check(lambda: 0 <= config.seed < 2**32, "seed", "a whole number from 0 to 4294967295")
+    check(lambda: config.weight_decay >= 0, "weight_decay", "0 or more")
+    check(lambda: config.max_grad_norm > 0, "max_grad_norm", "a positive number")
+    check(lambda: config.model.strip() != "", "model", "a preset name, a model folder or a hub id")
+    check(lambda: not isinstance(config.target_modules, list)
+          or all(isinstance(m, str) and m for m in config.target_modules),
+          "target_modules", "module names (strings)")
+    if isinstance(config.data, str):
+        if not Path(config.data).exists():
+            problems.append(f"data: file {config.data} does not exist; give a JSONL or JSON list of examples")
+        elif not Path(config.data).is_file():
+            problems.append(f"data: {config.data} is not a file; give a JSONL or JSON list of examples")
     if problems:
         raise ConfigError(f"{source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
 

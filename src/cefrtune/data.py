@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cefrtune.examples import Example, Problem, load_examples, parse_record, read_records, write_examples
+from cefrtune.examples import DataError, Example, Problem, load_examples, parse_record, read_records, write_examples
 from cefrtune.levels import SENTENCE_LENGTH, level_index, sentence_grammar
 from cefrtune.sentence_checks import sentence_findings
 from cefrtune.turkish import LEVELS, analyse_sentence, find_word, fold, tokenize
@@ -119,6 +120,19 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
                 )
         for finding in sentence_findings(sentence, tokens):
             problems.append(Problem(example.origin, where, finding.kind, f"{finding.message}: '{sentence}'"))
+        markup = MARKUP.findall(sentence)
+        if markup:
+            problems.append(
+                Problem(example.origin, where, "markup",
+                        f"holds {', '.join(dict.fromkeys(markup))}, not sentence text "
+                        f"(HTML, template or code?): '{sentence}'")
+            )
+        english = english_tokens(tokens)
+        if len(english) >= 2 and 2 * len(english) >= len(tokens):
+            problems.append(
+                Problem(example.origin, where, "not_turkish",
+                        f"reads as English ({', '.join(english[:5])}), not Turkish: '{sentence}'")
+            )
         if not low <= len(tokens) <= high:
             problems.append(
                 Problem(example.origin, where, "sentence_length", f"{len(tokens)} words; {example.level} sentences have {low}-{high}: '{sentence}'")
@@ -183,6 +197,27 @@ def _length_stats(values: list[int]) -> dict:
     }
 
 
+# Characters and entities no sentence of the data needs: HTML tags and entities, template braces, code.
+MARKUP = re.compile(r"</?[A-Za-z][^>]*>|&[A-Za-z]+;|&#\d+;|[<>{}\[\]\\|@#$^*_=~`]")
+
+# An English word is far more frequent in English than in Turkish (zipf, wordfreq): "the", "have",
+# "school". Checked on the shipped data (9000 sentences): none has two or more such words.
+ENGLISH_MARGIN = 1.0
+
+
+def english_tokens(tokens) -> list[str]:
+    """The tokens of a sentence that are English words rather than Turkish ones."""
+    from wordfreq import zipf_frequency
+
+    found = []
+    for token in tokens:
+        word = getattr(token, "text", token).lower()
+        english = zipf_frequency(word, "en")
+        if english >= 3 and english - zipf_frequency(word, "tr") >= ENGLISH_MARGIN:
+            found.append(word)
+    return found
+
+
 # ---- split --------------------------------------------------------------------------------
 
 
@@ -205,9 +240,9 @@ def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: in
     """Shuffle with `seed`, hold out round(len * eval_fraction) examples (at least one), and drop
     from train any example that shares a sentence with the eval set."""
     if not 0 < eval_fraction < 1:
-        raise ValueError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
+        raise DataError(f"eval_fraction must be between 0 and 1, got {eval_fraction}")
     if len(examples) < 2:
-        raise ValueError(f"need at least 2 examples to split, got {len(examples)}")
+        raise DataError(f"need at least 2 examples to split, got {len(examples)}")
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     n_eval = min(len(examples) - 1, max(1, round(len(examples) * eval_fraction)))

@@ -20,11 +20,14 @@ The token loop itself (KV cache, stop rules, the top-k/top-p sampler) is cefrtun
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from cefrtune.decode import decode_texts
+from cefrtune.errors import UserError
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
 from cefrtune.train import prompt_ids
@@ -41,7 +44,11 @@ run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the fre
 steered: 100 %, and the fastest of the three with several candidates."""
 
 
-class RequestError(ValueError):
+RESULTS_CHUNK = 32
+"""Word lists generated between two writes of `generate --output` (a stop loses at most these)."""
+
+
+class RequestError(UserError, ValueError):
     """A word list that cannot be generated for; the message says which and why."""
 
 
@@ -53,7 +60,9 @@ class Request:
 
 def check_request(level: str, words: list[str], n: int | None = 10, where: str = "request") -> Request:
     problems = []
-    if level not in LEVELS:
+    if not isinstance(words, list):
+        raise RequestError(f"{where}: words must be a list of words, got {type(words).__name__}")
+    if not isinstance(level, str) or level not in LEVELS:
         problems.append(f"unknown level '{level}' (use one of {', '.join(LEVELS)})")
     if n is not None and len(words) != n:
         problems.append(f"{len(words)} words, expected {n}")
@@ -158,6 +167,35 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     return results, summary
 
 
+def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request], output: str | Path | None = None,
+                  done: int = 0, checked: bool = False, attempts: int = 4, candidates: int = CANDIDATES,
+                  free_attempts: int | None = FREE_ATTEMPTS, sample: bool = False, temperature: float = 0.8,
+                  top_p: float = 0.95, seed: int = 0, batch_size: int = 8, max_new_tokens: int = 384,
+                  on_summary=None) -> list[dict]:
+    """Results for `requests[done:]`, raw or checked (what `cefrtune generate` runs). With `output`
+    (checked first with `check_output`, which gives `done`), each chunk of RESULTS_CHUNK word lists
+    is appended as soon as it is done, so a stop loses at most one chunk. `on_summary` gets each
+    checked chunk's summary."""
+    chunk = max(batch_size, RESULTS_CHUNK) if output else max(len(requests), 1)
+    results = []
+    for start in range(done, len(requests), chunk):
+        part = requests[start : start + chunk]
+        if checked:
+            produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size,
+                                                 max_new_tokens,
+                                                 seed=seed + start, progress=True, candidates=candidates,
+                                                 free_attempts=free_attempts)
+            if on_summary:
+                on_summary(summary)
+        else:
+            produced = generate_lists(model, tokenizer, style, part, batch_size, max_new_tokens, sample=sample,
+                                      temperature=temperature, top_p=top_p, seed=seed + start, progress=True)
+        if output:
+            append_results(output, produced)
+        results += produced
+    return results
+
+
 def default_max_new_tokens(examples, tokenizer, style: PromptStyle) -> int:
     """1.5 x the longest reference answer in tokens: room to spare, but a model that never stops
     does not decode for minutes."""
@@ -239,6 +277,91 @@ def read_requests(path: str | Path, n: int | None = 10, level: str | None = None
         else:
             raise RequestError(f"{origin}: expected a list of words or an object with 'words' (and 'level')")
     return requests
+
+
+def check_options(max_new_tokens: int = 384, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
+                  attempts: int = 0, candidates: int = 1, free_attempts: int | None = None, seed: int = 0) -> None:
+    """Refuse generation settings that cannot work, all at once, before any model loads."""
+    problems = []
+
+    def whole(name: str, value, low: int, high: int | None = None) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            upper = f" to {high}" if high else " up"
+            problems.append(f"{name} must be a whole number from {low}{upper} (got {value!r})")
+
+    whole("--max-new-tokens", max_new_tokens, 1)
+    whole("--batch-size", batch_size, 1)
+    whole("--attempts", attempts, 0)
+    whole("--candidates", candidates, 1)
+    whole("--seed", seed, 0, 2**32 - 1)
+    if free_attempts is not None:
+        whole("--free-attempts", free_attempts, -1)
+    if not _number(temperature) or temperature <= 0:
+        problems.append(f"--temperature must be a number above 0 (got {temperature!r}); "
+                        "for greedy decoding leave out --sample")
+    if not _number(top_p) or not 0 < top_p <= 1:
+        problems.append(f"--top-p must be above 0 and at most 1 (got {top_p!r})")
+    if problems:
+        raise RequestError("; ".join(problems))
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_output(output: str | Path, requests: list[Request], input: str | Path | None = None) -> int:
+    """Before any model loads: refuse an --output that is the input, a folder, or cannot be
+    written, and one holding results for other word lists. Returns how many of `requests` it
+    already holds (a run that was stopped continues after them); a torn last line is dropped."""
+    output = Path(output)
+    if input is not None and (output.resolve() == Path(input).resolve()
+                              or (output.exists() and os.path.samefile(output, input))):
+        raise RequestError(f"--output {output} is the --input file; choose another --output "
+                           "(the input is never overwritten)")
+    if output.is_dir():
+        raise RequestError(f"--output {output} is a folder; give a file name (results are JSON lines)")
+    if not output.parent.is_dir():
+        raise RequestError(f"--output {output}: folder {output.parent} does not exist; create it first")
+    existed = output.exists()
+    try:
+        with open(output, "a", encoding="utf-8"):
+            pass
+    except OSError as err:
+        raise RequestError(f"--output {output}: cannot be written ({err.strerror}); choose another path") from None
+    if not existed:
+        output.unlink()
+        return 0
+    text = output.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines:  # a kill in the middle of a line: that result is generated again
+        lines.pop()
+        from cefrtune.examples import write_text_atomic
+
+        write_text_atomic(output, "".join(line + "\n" for line in lines))
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if number > len(requests) or not isinstance(record, dict) or \
+                (record.get("level"), record.get("words")) != (requests[number - 1].level, requests[number - 1].words):
+            raise RequestError(f"--output {output}:{number}: holds something other than the results of these word "
+                               "lists; choose another --output (or delete that file to start over)")
+    return len(lines)
+
+
+def append_results(path: str | Path, results: list[dict]) -> None:
+    """Add results to a JSON-lines file and make them durable before returning (a later crash
+    loses none of them). Line separators inside strings are escaped, so one result is one line."""
+    from cefrtune.examples import json_line
+
+    text = "".join(json_line(r) for r in results)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_results(path: str | Path, results: list[dict]) -> None:

@@ -6,7 +6,7 @@
 The folder holds safetensors, the tokenizer, a generation config whose stop tokens match the
 prompt style, `prompt_style.json` and `cefrtune_model.json` (base model and revision); plain
 `transformers.AutoModelForCausalLM.from_pretrained(folder)` loads it. Written to a temporary
-folder first, then renamed.
+folder first, then renamed; `cefrtune-files.json` records each file's size and sha256.
 """
 
 from __future__ import annotations
@@ -43,4 +43,5 @@ def merge(base: str, adapter_dir: str | Path, out_dir: str | Path, base_model=No
         style.save(tmp)
         style.save_chat_template(tmp)
         (tmp / "cefrtune_model.json").write_text(json.dumps({"base_model": base, **(info or {})}, indent=2, ensure_ascii=False))
+        models.write_manifest(tmp)  # each file's size and sha256: a damaged copy is named when it is loaded
     return merged

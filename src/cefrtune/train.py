@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 
 from cefrtune import memory
-from cefrtune.config import RunConfig
-from cefrtune.examples import Example, atomic_folder
+from cefrtune.config import RunConfig, changed_fields, to_dict
+from cefrtune.errors import CheckpointError, UserError
+from cefrtune.examples import Example, atomic_folder, recover_folder
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
 
@@ -54,7 +55,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-class TooLongError(ValueError):
+class TooLongError(UserError, ValueError):
     """An example does not fit max_seq_length; never silently truncated."""
 
 
@@ -134,7 +135,11 @@ def train(
              "train_tokens": 0, "train_seconds": 0.0}
     checkpoint_dir = out_dir / "checkpoints" / "last"
     if resume:
-        state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler)
+        if main:
+            recover_folder(checkpoint_dir)
+            recover_folder(out_dir / "adapter")
+        accelerator.wait_for_everyone()
+        state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler, config)
         if state.get("world_size", world) != world:
             raise RuntimeError(f"{checkpoint_dir}: written with {state['world_size']} processes; resume with the same number (now {world})")
         if main:
@@ -222,6 +227,7 @@ def train(
                 _save_adapter(accelerator.unwrap_model(loss_model).model, adapter_dir, style, tokenizer)
         state["epoch"] = epoch
         state["world_size"] = world
+        state["config"] = to_dict(config)
         patience = config.early_stopping_patience
         state["stopped_early"] = bool(patience and epoch - state["best_eval_epoch"] >= patience
                                       and epoch < config.num_train_epochs and state["global_step"] < total_steps)
@@ -405,6 +411,8 @@ def _save_adapter(model, folder: Path, style: PromptStyle, tokenizer) -> None:
 
 
 def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> None:
+    """Tensors only (loaded back with `weights_only=True`: no pickled code runs on resume) plus
+    the trainer state, with the configuration it was trained with, as JSON."""
     trainable = {k: v.detach().cpu() for k, v in model.named_parameters() if v.requires_grad}
     with atomic_folder(folder) as tmp:
         torch.save({"model": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -412,14 +420,44 @@ def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict) -> 
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
 
 
-def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
-    if not (folder / "state.pt").exists():
-        raise FileNotFoundError(f"{folder}: no checkpoint to resume from (train at least one epoch first)")
-    saved = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+def _load_checkpoint(folder: Path, model, optimizer, scheduler, config: RunConfig | None = None) -> dict:
+    """Restore a checkpoint written by `_save_checkpoint`, refusing one that holds anything but
+    tensors and plain values, one written with another training configuration, and one whose
+    adapter tensors do not fit the model."""
+    import pickle
+
+    if not (folder / "state.pt").exists() or not (folder / "trainer_state.json").exists():
+        raise CheckpointError(f"{folder}: no checkpoint to resume from (train at least one epoch first)")
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{folder}/trainer_state.json: unreadable ({err}); "
+                              "start a new run with another --output") from None
+    if config is not None and isinstance(state.get("config"), dict):
+        changed = changed_fields(state["config"], config)
+        if changed:
+            raise CheckpointError(f"{folder}: written with another configuration ({', '.join(changed)}); resume "
+                                  "with the run's own config.yaml, or start a new run with another --output")
+    try:
+        saved = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{folder}/state.pt: refused, it is not a cefrtune checkpoint of plain tensors "
+                              f"({first}); nothing in it was run. Start a new run with another --output") from None
+    if not isinstance(saved, dict) or not {"model", "optimizer", "scheduler", "rng"} <= set(saved):
+        raise CheckpointError(f"{folder}/state.pt: not a cefrtune checkpoint "
+                              "(expected model, optimizer, scheduler and rng)")
     params = dict(model.named_parameters())
+    wrong = [name for name, value in saved["model"].items()
+             if name not in params or not isinstance(value, torch.Tensor) or value.shape != params[name].shape]
+    missing = [name for name, p in params.items() if p.requires_grad and name not in saved["model"]]
+    if wrong or missing:
+        raise CheckpointError(f"{folder}/state.pt: its adapter does not fit this model ({len(wrong)} tensor(s) of "
+                              f"another name or shape, {len(missing)} missing, e.g. {(wrong + missing)[0]}); resume "
+                              "with the run's own config.yaml, or start a new run")
     for name, value in saved["model"].items():
         params[name].data.copy_(value)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["rng"])
-    return json.loads((folder / "trainer_state.json").read_text())
+    return state

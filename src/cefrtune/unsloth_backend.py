@@ -15,8 +15,10 @@ from __future__ import annotations
 import importlib.util
 import os
 
+from cefrtune.errors import UserError
 
-class BackendUnavailable(RuntimeError):
+
+class BackendUnavailable(UserError, RuntimeError):
     pass
 
 
