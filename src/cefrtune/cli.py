@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--n", type=int, default=10, help="words (and sentences) per example")
     p.add_argument("--max-shown", type=int, default=200, help="problems printed at most (all are counted)")
+    p.add_argument("--near-duplicate-overlap", type=float, default=None,
+                   help="share of common words that makes two sentences of a level near-duplicates (default 0.6)")
+    p.add_argument("--near-duplicate-levels", default=None, help="levels compared for near-duplicates, e.g. A1,A2 "
+                   "(default A2-C1)")
     p.set_defaults(func=_data_validate)
 
     p = data.add_parser("stats", help="sizes and token lengths; recommends max_seq_length")
@@ -241,7 +245,12 @@ def _generate(args) -> int:
 def _data_validate(args) -> int:
     from cefrtune.data import validate
 
-    report = validate(args.files, n=args.n)
+    options = {}
+    if args.near_duplicate_overlap is not None:
+        options["near_duplicate_overlap"] = args.near_duplicate_overlap
+    if args.near_duplicate_levels:
+        options["near_duplicate_levels"] = tuple(lvl.strip().upper() for lvl in args.near_duplicate_levels.split(","))
+    report = validate(args.files, n=args.n, **options)
     for problem in report.problems[: args.max_shown]:
         print(problem, file=sys.stderr if args.json else sys.stdout)
     if len(report.problems) > args.max_shown:
@@ -254,6 +263,9 @@ def _data_validate(args) -> int:
             f"{s['examples']} examples, {s['sentences']} sentences, {s['distinct_target_words']} distinct target words: "
             f"{s['errors']} errors, {s['warnings']} warnings"
         )
+        print("near-duplicate pairs by level: " + ", ".join(f"{k} {v}" for k, v in s["near_duplicate_pairs"].items()))
+        print("most used own-level grammar feature: "
+              + ", ".join(f"{k} {v['feature']} {v['share']:.0%}" for k, v in s["top_grammar_feature_share"].items()))
     return 1 if report.errors else 0
 
 

@@ -23,6 +23,21 @@ from cefrtune.turkish import LEVELS, analyse_sentence, find_word, fold, tokenize
 
 # After replacing the target word, one sentence skeleton may cover at most this share of sentences.
 FILLER_PATTERN_LIMIT = 0.02
+# Two sentences of one level are near-duplicates when at least this share of their words is common
+# (Jaccard overlap of the folded word sets: "Türkçe biraz zor ama çok güzel bir dil." and "Türkçe zor ama
+# çok güzel bir dil." share 7 of 8). Exact repeats are the duplicate check's; shorter sentences than
+# NEAR_DUPLICATE_MIN_WORDS overlap by chance and are left out.
+NEAR_DUPLICATE_OVERLAP = 0.6
+NEAR_DUPLICATE_MIN_WORDS = 5
+# The levels whose sentences are compared (A1 joins once its rewrite is done).
+NEAR_DUPLICATE_LEVELS = ("A2", "B1", "B2", "C1")
+# One grammar feature of a level's own (B2's -DIkçA, C1's -mIştI) may be in at most this share of the
+# level's sentences: a level that leans on one feature bends its sentences to fit it.
+GRAMMAR_FEATURE_CAP = 0.2
+GRAMMAR_FEATURE_CAP_LEVELS = ("A2", "B1", "B2", "C1")
+# Features every sentence of a level naturally needs, which the cap leaves alone: B1's participles and
+# verbal noun are how Turkish builds any subordinate clause, not a feature a writer reaches for.
+GRAMMAR_FEATURE_CAP_EXEMPT = frozenset({"participle -An", "participle -DIK", "verbal noun -mA", "aorist -Ir/-Ar"})
 
 
 @dataclass
@@ -39,8 +54,16 @@ class ValidationReport:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def validate(paths: list[str | Path], n: int = 10) -> ValidationReport:
-    """Check every example of every file; sentences must be unique across all files given."""
+def validate(
+    paths: list[str | Path],
+    n: int = 10,
+    near_duplicate_overlap: float = NEAR_DUPLICATE_OVERLAP,
+    near_duplicate_levels: tuple[str, ...] = NEAR_DUPLICATE_LEVELS,
+    grammar_feature_cap: float = GRAMMAR_FEATURE_CAP,
+) -> ValidationReport:
+    """Check every example of every file; sentences must be unique across all files given and not
+    near-duplicates of another sentence of their level; no own-level grammar feature may fill more than
+    `grammar_feature_cap` of a level's sentences."""
     report = ValidationReport()
     examples: list[Example] = []
     for path in paths:
@@ -87,7 +110,12 @@ def validate(paths: list[str | Path], n: int = 10) -> ValidationReport:
                 f"the pattern '{skeleton}' covers {count} of {total_sentences} sentences (limit {limit}); vary the sentences",
             )
         )
+    report.problems.extend(_circumflex_problems(examples))
+    pairs_by_level = _near_duplicate_problems(examples, report.problems, near_duplicate_overlap, near_duplicate_levels)
+    shares = _grammar_feature_problems(examples, report.problems, grammar_feature_cap)
     report.summary = _summary(examples, report.problems, lengths, proper_nouns)
+    report.summary["near_duplicate_pairs"] = pairs_by_level
+    report.summary["top_grammar_feature_share"] = shares
     return report
 
 
@@ -178,6 +206,129 @@ def _length_stats(values: list[int]) -> dict:
         "mean": round(statistics.fmean(ordered), 2),
         "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
     }
+
+
+# ---- near-duplicates, circumflex spellings, grammar-feature shares ----------------------------
+
+
+def _near_duplicate_problems(examples: list[Example], problems: list[Problem], overlap: float,
+                             levels: tuple[str, ...]) -> dict[str, int]:
+    """Add one warning per near-duplicate pair of sentences of one level; return the pairs per level."""
+    pairs_by_level: dict[str, int] = {}
+    for level in LEVELS:
+        if level not in levels:
+            continue
+        sentences = [(f"{e.origin} sentences[{i}]", e.origin, i, s)
+                     for e in examples if e.level == level for i, s in enumerate(e.sentences)]
+        if not sentences:
+            continue
+        pairs = near_duplicate_pairs([s for *_, s in sentences], overlap)
+        pairs_by_level[level] = len(pairs)
+        for a, b, share in pairs:
+            where_a, _, _, sentence_a = sentences[a]
+            _, origin_b, index_b, sentence_b = sentences[b]
+            problems.append(Problem(
+                origin_b, f"sentences[{index_b}]", "near_duplicate",
+                f"'{sentence_b}' shares {share:.0%} of its words with {where_a} '{sentence_a}' "
+                f"(limit {overlap:.0%}); rewrite one of them",
+                severity="warning",
+            ))
+    return pairs_by_level
+
+
+def near_duplicate_pairs(sentences: list[str], overlap: float = NEAR_DUPLICATE_OVERLAP,
+                         min_words: int = NEAR_DUPLICATE_MIN_WORDS) -> list[tuple[int, int, float]]:
+    """Index pairs (i < j) of sentences whose folded word sets overlap by at least `overlap`
+    (Jaccard), with the overlap. Exact repeats are left to the duplicate check."""
+    word_sets = [frozenset(fold(t) for t in tokenize(s)) for s in sentences]
+    by_word: dict[str, list[int]] = defaultdict(list)
+    for index, words in enumerate(word_sets):
+        if len(words) >= min_words:
+            for word in words:
+                by_word[word].append(index)
+    found = []
+    for j, words in enumerate(word_sets):
+        if len(words) < min_words:
+            continue
+        common: Counter[int] = Counter()
+        for word in words:
+            common.update(i for i in by_word[word] if i < j)
+        for i, shared in common.items():
+            # Jaccard >= overlap needs shared >= overlap * |union| >= overlap * max(|A|, |B|).
+            if shared < overlap * max(len(words), len(word_sets[i])):
+                continue
+            share = shared / len(words | word_sets[i])
+            if share >= overlap and _sentence_key(sentences[i]) != _sentence_key(sentences[j]):
+                found.append((i, j, share))
+    return sorted(found)
+
+
+# Bare spellings that usually stand for a circumflexed word with another meaning: the form (Turkish
+# lower case, circumflex kept) or stem, the word meant, and what the bare spelling means instead.
+CIRCUMFLEX_CONFUSIONS = {
+    "hala": ("hâlâ", "'hala' is the aunt; for 'still' write 'hâlâ'"),
+    "hakim": ("hâkim", "'hâkim' (judge, dominant) is written with a circumflex"),
+    "aşık": ("âşık", "'âşık' (in love) is written with a circumflex; 'aşık' is the knucklebone"),
+    "adetler": ("âdetler", "'âdet' (custom) is written with a circumflex; 'adet' is a count"),
+}
+
+
+def _circumflex_problems(examples: list[Example]) -> list[Problem]:
+    """Warn about `hala` written for `hâlâ` and similar spellings that change the meaning.
+    `hala` is left alone where it is the aunt: after a name (`Ayşe hala`) or before kızı/oğlu."""
+    problems = []
+    for example in examples:
+        for i, sentence in enumerate(example.sentences):
+            tokens = analyse_sentence(sentence)
+            for k, word in enumerate(t.text for t in tokens):
+                low = word.replace("İ", "i").replace("I", "ı").lower().split("'")[0].split("’")[0]
+                for bare, (meant, why) in CIRCUMFLEX_CONFUSIONS.items():
+                    if not (low == bare if bare == "hala" else low.startswith(bare)):
+                        continue
+                    if bare == "hala" and _aunt_context(tokens, k):
+                        continue
+                    problems.append(Problem(
+                        example.origin, f"sentences[{i}]", "circumflex_spelling",
+                        f"'{word}': {why} (write '{meant}' if that is meant): '{sentence}'", severity="warning",
+                    ))
+    return problems
+
+
+def _aunt_context(tokens: list, k: int) -> bool:
+    after = fold(tokens[k + 1].text) if k + 1 < len(tokens) else ""
+    return (k > 0 and tokens[k - 1].proper) or after.startswith(("kız", "oğl"))
+
+
+def _grammar_feature_problems(examples: list[Example], problems: list[Problem], cap: float) -> dict[str, dict]:
+    """Warn when one grammar feature of a level's own is in more than `cap` of the level's sentences;
+    return each level's most used own-level feature and its share."""
+    top: dict[str, dict] = {}
+    for level in LEVELS:
+        sentences = [s for e in examples if e.level == level for s in e.sentences]
+        if not sentences:
+            continue
+        counts: Counter[str] = Counter()
+        first: dict[str, str] = {}
+        for example in (e for e in examples if e.level == level):
+            for i, sentence in enumerate(example.sentences):
+                names = {f.name for f in sentence_grammar(sentence).features if f.level == level}
+                counts.update(names)
+                for name in names:
+                    first.setdefault(name, example.origin)
+        capped = [(name, c) for name, c in counts.most_common() if name not in GRAMMAR_FEATURE_CAP_EXEMPT]
+        if capped:
+            name, count = capped[0]
+            top[level] = {"feature": name, "share": round(count / len(sentences), 3)}
+        if level not in GRAMMAR_FEATURE_CAP_LEVELS:
+            continue
+        for name, count in capped:
+            if count > cap * len(sentences):
+                problems.append(Problem(
+                    first[name], "sentences", "grammar_feature_share",
+                    f"{name} is in {count} of {len(sentences)} {level} sentences ({count / len(sentences):.0%}; "
+                    f"cap {cap:.0%}); vary the grammar", severity="warning",
+                ))
+    return top
 
 
 # ---- split --------------------------------------------------------------------------------
