@@ -185,3 +185,13 @@ def test_grammar_feature_cap(tmp_path):
     assert len(capped) == 1 and "-mAlI" in capped[0].message and "4 of 10" in capped[0].message
     assert report.summary["top_grammar_feature_share"]["A2"] == {"feature": "necessity -mAlI", "share": 0.4}
     assert not [p for p in validate([path], grammar_feature_cap=0.5).problems if p.kind == "grammar_feature_share"]
+
+
+def test_wordlist_zipf_falls_back_to_inflected_forms():
+    from cefrtune.data import _inflected_forms, wordlist_zipf
+
+    assert {"kitabı", "kitaba", "kitaplar", "kitapta"} <= set(_inflected_forms("kitap", "noun"))
+    assert {"arabayı", "arabanın", "arabada"} <= set(_inflected_forms("araba", "noun"))
+    assert {"okudu", "okuyor", "okuyan", "okuyup"} <= set(_inflected_forms("okumak", "verb"))
+    assert wordlist_zipf("ev", "noun") > 5
+    assert wordlist_zipf("binaenaleyh", "adv") == 0.0  # below wordfreq's Turkish list: left blank in the TSV

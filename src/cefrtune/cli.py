@@ -119,7 +119,8 @@ def _data_wordlists(args) -> int:
         for problem in result["problems"]:
             print(problem)
         for level, row in result["levels"].items():
-            print(f"{level}: {row['words']} words, mean zipf {row['mean_zipf']}, median {row['median_zipf']}")
+            print(f"{level}: {row['words']} words, mean zipf {row['mean_zipf']}, median {row['median_zipf']}, "
+                  f"below wordfreq's list {row.get('below_wordfreq', 0)}")
         print(f"frequency falls with level: {result['frequency_falls_with_level']}")
     return 1 if result["problems"] else 0
 

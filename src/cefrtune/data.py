@@ -381,7 +381,7 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
     zipf column in place. Returns per-level counts and median Zipf plus the problems found."""
     import csv
 
-    from cefrtune.levels import data_dir, word_zipf
+    from cefrtune.levels import data_dir
     from cefrtune.turkish import analyse_word
 
     folder = Path(folder) if folder else data_dir() / "wordlists"
@@ -408,18 +408,62 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
             seen.setdefault(key, level)
             if not all(analyse_word(part) for part in word.split()):
                 result["problems"].append(f"{where}: '{word}' is unknown to the analyser")
-            row["zipf"] = f"{word_zipf(word, pos):.2f}"
-            zipfs.append(float(row["zipf"]))
+            zipf = wordlist_zipf(word, pos)
+            # Blank: below wordfreq's Turkish list (Zipf 3.0) in the dictionary form and its common inflections.
+            row["zipf"] = f"{zipf:.2f}" if zipf else ""
+            zipfs.append(zipf)
         if write:
             text = "word\tpos\tzipf\n" + "".join(f"{r['word'].strip()}\t{r['pos'].strip()}\t{r['zipf']}\n" for r in rows if r.get("word", "").strip())
             from cefrtune.examples import write_text_atomic
 
             write_text_atomic(path, text)
-        result["levels"][level] = {"words": len(rows), "mean_zipf": round(statistics.fmean(zipfs), 2) if zipfs else None,
-                                   "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None}
-    means = [v["mean_zipf"] for v in result["levels"].values() if v["mean_zipf"] is not None]
-    result["frequency_falls_with_level"] = all(a > b for a, b in zip(means, means[1:]))
+        known = [z for z in zipfs if z]
+        result["levels"][level] = {"words": len(rows), "mean_zipf": round(statistics.fmean(known), 2) if known else None,
+                                   "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None,
+                                   "below_wordfreq": len(zipfs) - len(known)}
+    # Medians count a word below wordfreq's list as rarer than every listed one, which it is.
+    medians = [v["median_zipf"] for v in result["levels"].values() if v["median_zipf"] is not None]
+    result["frequency_falls_with_level"] = all(a > b for a, b in zip(medians, medians[1:]))
     return result
+
+
+def wordlist_zipf(word: str, pos: str) -> float:
+    """wordfreq's Turkish Zipf value of a list word (levels.word_zipf); when wordfreq lacks the dictionary form
+    (its Turkish list stops at Zipf 3.0), the highest of the word's common inflected forms; 0.0 when none is listed."""
+    from wordfreq import zipf_frequency
+
+    from cefrtune.levels import word_zipf
+
+    return word_zipf(word, pos) or max((zipf_frequency(f, "tr") for f in _inflected_forms(word, pos)), default=0.0)
+
+
+_FRONT, _VOWEL, _VOICELESS = set("eiöü"), set("aeıioöuü"), set("çfhkpsşt")
+_HIGH = {"a": "ı", "ı": "ı", "o": "u", "u": "u", "e": "i", "i": "i", "ö": "ü", "ü": "ü"}
+_SOFTEN = {"p": "b", "ç": "c", "t": "d", "k": "ğ"}
+
+
+def _inflected_forms(word: str, pos: str) -> list[str]:
+    """Common inflections by vowel harmony: a noun's accusative, dative, genitive, plural, locative, ablative,
+    -lI and -lA forms (with the softened stem: kitabı); a verb's past, present, -mIş, participles and converbs."""
+    word = fold(word)
+    if " " in word:
+        return []
+    verb = pos == "verb" and word.endswith(("mak", "mek"))
+    stem = word[:-3] if verb else word
+    vowels = [c for c in stem if c in _VOWEL]
+    if not vowels:
+        return []
+    a, i = ("e" if vowels[-1] in _FRONT else "a"), _HIGH[vowels[-1]]
+    d = "t" if stem[-1] in _VOICELESS else "d"
+    y = "y" if stem[-1] in _VOWEL else ""
+    if verb:
+        present = stem[:-1] + _HIGH[stem[-1]] + "yor" if y else stem + i + "yor"
+        return [stem + d + i, stem + d + i + "l" + a + "r", present, stem + "m" + i + "ş", stem + y + a + "n",
+                stem + y + a + "r" + a + "k", stem + y + i + "p", stem + "m" + a + "s" + _HIGH[a], stem + d + i + "ğ" + i]
+    stems = [stem] + ([stem[:-1] + _SOFTEN[stem[-1]]] if stem[-1] in _SOFTEN else [])
+    forms = [s + y + i for s in stems] + [s + y + a for s in stems] + [s + ("n" if y else "") + i + "n" for s in stems]
+    return forms + [stem + "l" + a + "r", stem + "l" + a + "r" + i, stem + d + a, stem + d + a + "n", stem + "l" + i,
+                    stem + y + "l" + a]
 
 
 # ---- level ordering -----------------------------------------------------------------------
