@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10, help="words (and sentences) per example")
     p.add_argument("--max-shown", type=int, default=200, help="problems printed at most (all are counted)")
     p.add_argument("--near-duplicate-overlap", type=float, default=None,
-                   help="share of common words that makes two sentences of a level near-duplicates (default 0.6)")
+                   help="share of common words that makes two sentences of a level near-duplicates (default 0.5)")
     p.add_argument("--near-duplicate-levels", default=None, help="levels compared for near-duplicates, e.g. A1,A2 "
                    "(default A2-C1)")
     p.set_defaults(func=_data_validate)

@@ -27,8 +27,8 @@ FILLER_PATTERN_LIMIT = 0.02
 # (Jaccard overlap of the folded word sets: "Türkçe biraz zor ama çok güzel bir dil." and "Türkçe zor ama
 # çok güzel bir dil." share 7 of 8). Exact repeats are the duplicate check's; shorter sentences than
 # NEAR_DUPLICATE_MIN_WORDS overlap by chance and are left out.
-NEAR_DUPLICATE_OVERLAP = 0.6
-NEAR_DUPLICATE_MIN_WORDS = 5
+NEAR_DUPLICATE_OVERLAP = 0.5
+NEAR_DUPLICATE_MIN_WORDS = 3
 # The levels whose sentences are compared (A1 joins once its rewrite is done).
 NEAR_DUPLICATE_LEVELS = ("A2", "B1", "B2", "C1")
 # One grammar feature of a level's own (B2's -DIkçA, C1's -mIştI) may be in at most this share of the
