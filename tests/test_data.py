@@ -167,7 +167,8 @@ def test_near_duplicate_is_a_warning_per_level(tmp_path):
 )
 def test_circumflex_spelling(tmp_path, sentence, flagged):
     sentences = [sentence] + GOOD["sentences"][1:]
-    found = [p for p in validate([write(tmp_path, variant(sentences=sentences))]).problems if p.kind == "circumflex_spelling"]
+    problems = validate([write(tmp_path, variant(sentences=sentences))]).problems
+    found = [p for p in problems if p.kind == "circumflex_spelling"]
     assert bool(found) == flagged
     assert all(p.severity == "warning" and "hâ" in p.message for p in found)
 

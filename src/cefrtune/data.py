@@ -418,7 +418,8 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
 
             write_text_atomic(path, text)
         known = [z for z in zipfs if z]
-        result["levels"][level] = {"words": len(rows), "mean_zipf": round(statistics.fmean(known), 2) if known else None,
+        result["levels"][level] = {"words": len(rows),
+                                   "mean_zipf": round(statistics.fmean(known), 2) if known else None,
                                    "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None,
                                    "below_wordfreq": len(zipfs) - len(known)}
     # Medians count a word below wordfreq's list as rarer than every listed one, which it is.
@@ -459,7 +460,8 @@ def _inflected_forms(word: str, pos: str) -> list[str]:
     if verb:
         present = stem[:-1] + _HIGH[stem[-1]] + "yor" if y else stem + i + "yor"
         return [stem + d + i, stem + d + i + "l" + a + "r", present, stem + "m" + i + "ş", stem + y + a + "n",
-                stem + y + a + "r" + a + "k", stem + y + i + "p", stem + "m" + a + "s" + _HIGH[a], stem + d + i + "ğ" + i]
+                stem + y + a + "r" + a + "k", stem + y + i + "p", stem + "m" + a + "s" + _HIGH[a],
+                stem + d + i + "ğ" + i]
     stems = [stem] + ([stem[:-1] + _SOFTEN[stem[-1]]] if stem[-1] in _SOFTEN else [])
     forms = [s + y + i for s in stems] + [s + y + a for s in stems] + [s + ("n" if y else "") + i + "n" for s in stems]
     return forms + [stem + "l" + a + "r", stem + "l" + a + "r" + i, stem + d + a, stem + d + a + "n", stem + "l" + i,
