@@ -35,9 +35,11 @@ NEAR_DUPLICATE_LEVELS = ("A2", "B1", "B2", "C1")
 # level's sentences: a level that leans on one feature bends its sentences to fit it.
 GRAMMAR_FEATURE_CAP = 0.2
 GRAMMAR_FEATURE_CAP_LEVELS = ("A2", "B1", "B2", "C1")
-# Features every sentence of a level naturally needs, which the cap leaves alone: B1's participles and
-# verbal noun are how Turkish builds any subordinate clause, not a feature a writer reaches for.
-GRAMMAR_FEATURE_CAP_EXEMPT = frozenset({"participle -An", "participle -DIK", "verbal noun -mA", "aorist -Ir/-Ar"})
+# Features the cap leaves alone because a level's register needs them everywhere, not because a writer
+# reaches for them: participles and the verbal noun build any subordinate clause, the aorist states habits
+# and facts, and formal -DIr (-dir, -mIştIr, -mAktAdIr) is the copula of the written register C1 is in.
+GRAMMAR_FEATURE_CAP_EXEMPT = frozenset({"participle -An", "participle -DIK", "verbal noun -mA", "aorist -Ir/-Ar",
+                                        "formal -DIr"})
 
 
 @dataclass
