@@ -5,7 +5,8 @@
     cefrtune data split data/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
 
 `validate` reports every problem in one pass, each with `file:line`, the field and what is wrong;
-errors make the data unusable for training, warnings (grammar above the level) are for review.
+errors make the data unusable for training; warnings (grammar above the level, near-duplicate sentences,
+`hala` for `hâlâ` and similar spellings, one grammar feature filling too much of a level) are for review.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ NEAR_DUPLICATE_OVERLAP = 0.5
 NEAR_DUPLICATE_MIN_WORDS = 3
 # The levels whose sentences are compared (A1 joins once its rewrite is done).
 NEAR_DUPLICATE_LEVELS = ("A2", "B1", "B2", "C1")
-# One grammar feature of a level's own (B2's -DIkçA, C1's -mIştI) may be in at most this share of the
+# One grammar feature of a level's own (B2's -DIkçA, A2's -mAlI) may be in at most this share of the
 # level's sentences: a level that leans on one feature bends its sentences to fit it.
 GRAMMAR_FEATURE_CAP = 0.2
 GRAMMAR_FEATURE_CAP_LEVELS = ("A2", "B1", "B2", "C1")
