@@ -266,13 +266,13 @@ def near_duplicate_pairs(sentences: list[str], overlap: float = NEAR_DUPLICATE_O
     return sorted(found)
 
 
-# Bare spellings that usually stand for a circumflexed word with another meaning: the form (Turkish
-# lower case, circumflex kept) or stem, the word meant, and what the bare spelling means instead.
+# Bare spellings that usually stand for a circumflexed word with another meaning: the form (`hala`) or stem
+# (Turkish lower case, circumflex kept) and what to write instead.
 CIRCUMFLEX_CONFUSIONS = {
-    "hala": ("hâlâ", "'hala' is the aunt; for 'still' write 'hâlâ'"),
-    "hakim": ("hâkim", "'hâkim' (judge, dominant) is written with a circumflex"),
-    "aşık": ("âşık", "'âşık' (in love) is written with a circumflex; 'aşık' is the knucklebone"),
-    "adetler": ("âdetler", "'âdet' (custom) is written with a circumflex; 'adet' is a count"),
+    "hala": "'hala' is the aunt; for 'still' write 'hâlâ'",
+    "hakim": "write 'hâkim' (judge, dominant) with a circumflex",
+    "aşık": "write 'âşık' (in love) with a circumflex; 'aşık' is the knucklebone",
+    "adetler": "write 'âdet' (custom) with a circumflex; 'adet' is a count",
 }
 
 
@@ -285,14 +285,14 @@ def _circumflex_problems(examples: list[Example]) -> list[Problem]:
             tokens = analyse_sentence(sentence)
             for k, word in enumerate(t.text for t in tokens):
                 low = word.replace("İ", "i").replace("I", "ı").lower().split("'")[0].split("’")[0]
-                for bare, (meant, why) in CIRCUMFLEX_CONFUSIONS.items():
+                for bare, why in CIRCUMFLEX_CONFUSIONS.items():
                     if not (low == bare if bare == "hala" else low.startswith(bare)):
                         continue
                     if bare == "hala" and _aunt_context(tokens, k):
                         continue
                     problems.append(Problem(
                         example.origin, f"sentences[{i}]", "circumflex_spelling",
-                        f"'{word}': {why} (write '{meant}' if that is meant): '{sentence}'", severity="warning",
+                        f"'{word}': {why}: '{sentence}'", severity="warning",
                     ))
     return problems
 
