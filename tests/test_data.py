@@ -122,3 +122,77 @@ def test_split_command_writes_seed_style_files(tmp_path):
     train = json.loads((tmp_path / "split" / "training_data_a1_list_format_train.json").read_text())
     evaluation = json.loads((tmp_path / "split" / "training_data_a1_list_format_eval.json").read_text())
     assert len(evaluation) == 1 and len(train) == 0  # the train example shares its sentences: dropped
+
+
+# ---- near-duplicates, circumflex spellings, grammar-feature shares --------------------------------
+
+
+def test_near_duplicate_pairs_by_shared_words():
+    from cefrtune.data import near_duplicate_pairs
+
+    sentences = [
+        "Türkçe biraz zor ama çok güzel bir dil.",
+        "Türkçe zor ama çok güzel bir dil.",
+        "Kardeşim her sabah okula otobüsle gidiyor.",
+        "Bu akşam annemle birlikte sinemaya gideceğiz.",
+    ]
+    pairs = near_duplicate_pairs(sentences, overlap=0.6)
+    assert [(a, b) for a, b, _ in pairs] == [(0, 1)] and pairs[0][2] == pytest.approx(7 / 8)
+    assert near_duplicate_pairs(sentences, overlap=0.9) == []  # configurable
+
+
+def test_near_duplicate_is_a_warning_per_level(tmp_path):
+    a2 = variant(level="A2", sentences=["Bu evde artık kimse yaşamıyor galiba."] + GOOD["sentences"][1:9]
+                 + ["Bu güzel evde artık kimse yaşamıyor galiba."])
+    path = write(tmp_path, a2)
+    report = validate([path])
+    near = [p for p in report.problems if p.kind == "near_duplicate"]
+    assert len(near) == 1 and near[0].severity == "warning" and "sentences[0]" in near[0].message
+    assert report.summary["near_duplicate_pairs"] == {"A2": 1}
+    assert not [p for p in validate([path], near_duplicate_overlap=0.95).problems if p.kind == "near_duplicate"]
+    a1 = write(tmp_path, variant(sentences=a2["sentences"]), name="a1.jsonl")  # A1 is not compared by default
+    assert not [p for p in validate([a1]).problems if p.kind == "near_duplicate"]
+    assert [p for p in validate([a1], near_duplicate_levels=("A1",)).problems if p.kind == "near_duplicate"]
+
+
+@pytest.mark.parametrize(
+    "sentence, flagged",
+    [
+        ("Evde hala kimse yok.", True),
+        ("Ayşe hala bize geldi, ev çok güzel.", False),  # the aunt, after a name
+        ("Evde hala kızım uyuyor.", False),
+        ("Evde hâlâ kimse yok.", False),
+        ("Ev sahibi hakim oldu.", True),
+    ],
+)
+def test_circumflex_spelling(tmp_path, sentence, flagged):
+    sentences = [sentence] + GOOD["sentences"][1:]
+    problems = validate([write(tmp_path, variant(sentences=sentences))]).problems
+    found = [p for p in problems if p.kind == "circumflex_spelling"]
+    assert bool(found) == flagged
+    assert all(p.severity == "warning" and "hâ" in p.message for p in found)
+
+
+def test_grammar_feature_cap(tmp_path):
+    words = ["ev", "gitmek", "kitap", "su", "okul", "elma", "araba", "kedi", "anne", "güzel"]
+    sentences = [
+        "Bu evde her gün kimse olmamalı.", "Yarın okula gitmeliyim.", "Kitabı masada bırakmalısın.",
+        "Bir bardak su içmeliyiz.", "Okul çok büyük.", "Elmayı sen mi yedin?", "Babamın arabası yeni.",
+        "Kedi bahçede uyuyor.", "Annem mutfakta yemek yapıyor.", "Bu ev çok güzel.",
+    ]
+    path = write(tmp_path, {"level": "A2", "words": words, "sentences": sentences})
+    report = validate([path])
+    capped = [p for p in report.problems if p.kind == "grammar_feature_share"]
+    assert len(capped) == 1 and "-mAlI" in capped[0].message and "4 of 10" in capped[0].message
+    assert report.summary["top_grammar_feature_share"]["A2"] == {"feature": "necessity -mAlI", "share": 0.4}
+    assert not [p for p in validate([path], grammar_feature_cap=0.5).problems if p.kind == "grammar_feature_share"]
+
+
+def test_wordlist_zipf_falls_back_to_inflected_forms():
+    from cefrtune.data import _inflected_forms, wordlist_zipf
+
+    assert {"kitabı", "kitaba", "kitaplar", "kitapta"} <= set(_inflected_forms("kitap", "noun"))
+    assert {"arabayı", "arabanın", "arabada"} <= set(_inflected_forms("araba", "noun"))
+    assert {"okudu", "okuyor", "okuyan", "okuyup"} <= set(_inflected_forms("okumak", "verb"))
+    assert wordlist_zipf("ev", "noun") > 5
+    assert wordlist_zipf("binaenaleyh", "adv") == 0.0  # below wordfreq's Turkish list: left blank in the TSV

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--n", type=int, default=10, help="words (and sentences) per example")
     p.add_argument("--max-shown", type=int, default=200, help="problems printed at most (all are counted)")
+    p.add_argument("--near-duplicate-overlap", type=float, default=None,
+                   help="share of common words that makes two sentences of a level near-duplicates (default 0.5)")
+    p.add_argument("--near-duplicate-levels", default=None, help="levels compared for near-duplicates, e.g. A1,A2 "
+                   "(default A2-C1)")
     p.set_defaults(func=_data_validate)
 
     p = data.add_parser("stats", help="sizes and token lengths; recommends max_seq_length")
@@ -214,7 +218,8 @@ def _data_wordlists(args) -> int:
         for problem in result["problems"]:
             print(problem)
         for level, row in result["levels"].items():
-            print(f"{level}: {row['words']} words, mean zipf {row['mean_zipf']}, median {row['median_zipf']}")
+            print(f"{level}: {row['words']} words, mean zipf {row['mean_zipf']}, median {row['median_zipf']}, "
+                  f"below wordfreq's list {row.get('below_wordfreq', 0)}")
         print(f"frequency falls with level: {result['frequency_falls_with_level']}")
     return 1 if result["problems"] else 0
 
@@ -348,7 +353,12 @@ def _data_validate(args) -> int:
 
     if args.n < 1 or args.max_shown < 0:
         raise UserError(f"--n must be 1 or more and --max-shown 0 or more (got {args.n} and {args.max_shown})")
-    report = validate(args.files, n=args.n)
+    options = {}
+    if args.near_duplicate_overlap is not None:
+        options["near_duplicate_overlap"] = args.near_duplicate_overlap
+    if args.near_duplicate_levels:
+        options["near_duplicate_levels"] = tuple(lvl.strip().upper() for lvl in args.near_duplicate_levels.split(","))
+    report = validate(args.files, n=args.n, **options)
     for problem in report.problems[: args.max_shown]:
         print(problem, file=sys.stderr if args.json else sys.stdout)
     if len(report.problems) > args.max_shown:
@@ -361,6 +371,9 @@ def _data_validate(args) -> int:
             f"{s['examples']} examples, {s['sentences']} sentences, {s['distinct_target_words']} distinct target words: "
             f"{s['errors']} errors, {s['warnings']} warnings"
         )
+        print("near-duplicate pairs by level: " + ", ".join(f"{k} {v}" for k, v in s["near_duplicate_pairs"].items()))
+        print("most used own-level grammar feature: "
+              + ", ".join(f"{k} {v['feature']} {v['share']:.0%}" for k, v in s["top_grammar_feature_share"].items()))
     return 1 if report.errors else 0
 
 

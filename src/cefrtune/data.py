@@ -5,7 +5,8 @@
     cefrtune data split data/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
 
 `validate` reports every problem in one pass, each with `file:line`, the field and what is wrong;
-errors make the data unusable for training, warnings (grammar above the level) are for review.
+errors make the data unusable for training; warnings (grammar above the level, near-duplicate sentences,
+`hala` for `hâlâ` and similar spellings, one grammar feature filling too much of a level) are for review.
 """
 
 from __future__ import annotations
@@ -25,6 +26,23 @@ from cefrtune.turkish import LEVELS, analyse_sentence, find_word, fold, tokenize
 
 # After replacing the target word, one sentence skeleton may cover at most this share of sentences.
 FILLER_PATTERN_LIMIT = 0.02
+# Two sentences of one level are near-duplicates when at least this share of their words is common
+# (Jaccard overlap of the folded word sets: "Türkçe biraz zor ama çok güzel bir dil." and "Türkçe zor ama
+# çok güzel bir dil." share 7 of 8). Exact repeats are the duplicate check's; shorter sentences than
+# NEAR_DUPLICATE_MIN_WORDS overlap by chance and are left out.
+NEAR_DUPLICATE_OVERLAP = 0.5
+NEAR_DUPLICATE_MIN_WORDS = 3
+# The levels whose sentences are compared (A1 joins once its rewrite is done).
+NEAR_DUPLICATE_LEVELS = ("A2", "B1", "B2", "C1")
+# One grammar feature of a level's own (B2's -DIkçA, A2's -mAlI) may be in at most this share of the
+# level's sentences: a level that leans on one feature bends its sentences to fit it.
+GRAMMAR_FEATURE_CAP = 0.2
+GRAMMAR_FEATURE_CAP_LEVELS = ("A2", "B1", "B2", "C1")
+# Features the cap leaves alone because a level's register needs them everywhere, not because a writer
+# reaches for them: participles and the verbal noun build any subordinate clause, the aorist states habits
+# and facts, and formal -DIr (-dir, -mIştIr, -mAktAdIr) is the copula of the written register C1 is in.
+GRAMMAR_FEATURE_CAP_EXEMPT = frozenset({"participle -An", "participle -DIK", "verbal noun -mA", "aorist -Ir/-Ar",
+                                        "formal -DIr"})
 
 
 @dataclass
@@ -41,8 +59,16 @@ class ValidationReport:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def validate(paths: list[str | Path], n: int = 10) -> ValidationReport:
-    """Check every example of every file; sentences must be unique across all files given."""
+def validate(
+    paths: list[str | Path],
+    n: int = 10,
+    near_duplicate_overlap: float = NEAR_DUPLICATE_OVERLAP,
+    near_duplicate_levels: tuple[str, ...] = NEAR_DUPLICATE_LEVELS,
+    grammar_feature_cap: float = GRAMMAR_FEATURE_CAP,
+) -> ValidationReport:
+    """Check every example of every file; sentences must be unique across all files given and not
+    near-duplicates of another sentence of their level; no own-level grammar feature may fill more than
+    `grammar_feature_cap` of a level's sentences."""
     report = ValidationReport()
     examples: list[Example] = []
     for path in paths:
@@ -89,7 +115,12 @@ def validate(paths: list[str | Path], n: int = 10) -> ValidationReport:
                 f"the pattern '{skeleton}' covers {count} of {total_sentences} sentences (limit {limit}); vary the sentences",
             )
         )
+    report.problems.extend(_circumflex_problems(examples))
+    pairs_by_level = _near_duplicate_problems(examples, report.problems, near_duplicate_overlap, near_duplicate_levels)
+    shares = _grammar_feature_problems(examples, report.problems, grammar_feature_cap)
     report.summary = _summary(examples, report.problems, lengths, proper_nouns)
+    report.summary["near_duplicate_pairs"] = pairs_by_level
+    report.summary["top_grammar_feature_share"] = shares
     return report
 
 
@@ -218,6 +249,129 @@ def english_tokens(tokens) -> list[str]:
     return found
 
 
+# ---- near-duplicates, circumflex spellings, grammar-feature shares ----------------------------
+
+
+def _near_duplicate_problems(examples: list[Example], problems: list[Problem], overlap: float,
+                             levels: tuple[str, ...]) -> dict[str, int]:
+    """Add one warning per near-duplicate pair of sentences of one level; return the pairs per level."""
+    pairs_by_level: dict[str, int] = {}
+    for level in LEVELS:
+        if level not in levels:
+            continue
+        sentences = [(f"{e.origin} sentences[{i}]", e.origin, i, s)
+                     for e in examples if e.level == level for i, s in enumerate(e.sentences)]
+        if not sentences:
+            continue
+        pairs = near_duplicate_pairs([s for *_, s in sentences], overlap)
+        pairs_by_level[level] = len(pairs)
+        for a, b, share in pairs:
+            where_a, _, _, sentence_a = sentences[a]
+            _, origin_b, index_b, sentence_b = sentences[b]
+            problems.append(Problem(
+                origin_b, f"sentences[{index_b}]", "near_duplicate",
+                f"'{sentence_b}' shares {share:.0%} of its words with {where_a} '{sentence_a}' "
+                f"(limit {overlap:.0%}); rewrite one of them",
+                severity="warning",
+            ))
+    return pairs_by_level
+
+
+def near_duplicate_pairs(sentences: list[str], overlap: float = NEAR_DUPLICATE_OVERLAP,
+                         min_words: int = NEAR_DUPLICATE_MIN_WORDS) -> list[tuple[int, int, float]]:
+    """Index pairs (i < j) of sentences whose folded word sets overlap by at least `overlap`
+    (Jaccard), with the overlap. Exact repeats are left to the duplicate check."""
+    word_sets = [frozenset(fold(t) for t in tokenize(s)) for s in sentences]
+    by_word: dict[str, list[int]] = defaultdict(list)
+    for index, words in enumerate(word_sets):
+        if len(words) >= min_words:
+            for word in words:
+                by_word[word].append(index)
+    found = []
+    for j, words in enumerate(word_sets):
+        if len(words) < min_words:
+            continue
+        common: Counter[int] = Counter()
+        for word in words:
+            common.update(i for i in by_word[word] if i < j)
+        for i, shared in common.items():
+            # Jaccard >= overlap needs shared >= overlap * |union| >= overlap * max(|A|, |B|).
+            if shared < overlap * max(len(words), len(word_sets[i])):
+                continue
+            share = shared / len(words | word_sets[i])
+            if share >= overlap and _sentence_key(sentences[i]) != _sentence_key(sentences[j]):
+                found.append((i, j, share))
+    return sorted(found)
+
+
+# Bare spellings that usually stand for a circumflexed word with another meaning: the form (`hala`) or stem
+# (Turkish lower case, circumflex kept) and what to write instead.
+CIRCUMFLEX_CONFUSIONS = {
+    "hala": "'hala' is the aunt; for 'still' write 'hâlâ'",
+    "hakim": "write 'hâkim' (judge, dominant) with a circumflex",
+    "aşık": "write 'âşık' (in love) with a circumflex; 'aşık' is the knucklebone",
+    "adetler": "write 'âdet' (custom) with a circumflex; 'adet' is a count",
+}
+
+
+def _circumflex_problems(examples: list[Example]) -> list[Problem]:
+    """Warn about `hala` written for `hâlâ` and similar spellings that change the meaning.
+    `hala` is left alone where it is the aunt: after a name (`Ayşe hala`) or before kızı/oğlu."""
+    problems = []
+    for example in examples:
+        for i, sentence in enumerate(example.sentences):
+            tokens = analyse_sentence(sentence)
+            for k, word in enumerate(t.text for t in tokens):
+                low = word.replace("İ", "i").replace("I", "ı").lower().split("'")[0].split("’")[0]
+                for bare, why in CIRCUMFLEX_CONFUSIONS.items():
+                    if not (low == bare if bare == "hala" else low.startswith(bare)):
+                        continue
+                    if bare == "hala" and _aunt_context(tokens, k):
+                        continue
+                    problems.append(Problem(
+                        example.origin, f"sentences[{i}]", "circumflex_spelling",
+                        f"'{word}': {why}: '{sentence}'", severity="warning",
+                    ))
+    return problems
+
+
+def _aunt_context(tokens: list, k: int) -> bool:
+    after = fold(tokens[k + 1].text) if k + 1 < len(tokens) else ""
+    return (k > 0 and tokens[k - 1].proper) or after.startswith(("kız", "oğl"))
+
+
+def _grammar_feature_problems(examples: list[Example], problems: list[Problem], cap: float) -> dict[str, dict]:
+    """Warn when one grammar feature of a level's own is in more than `cap` of the level's sentences;
+    return each level's most used own-level feature and its share."""
+    top: dict[str, dict] = {}
+    for level in LEVELS:
+        sentences = [s for e in examples if e.level == level for s in e.sentences]
+        if not sentences:
+            continue
+        counts: Counter[str] = Counter()
+        first: dict[str, str] = {}
+        for example in (e for e in examples if e.level == level):
+            for i, sentence in enumerate(example.sentences):
+                names = {f.name for f in sentence_grammar(sentence).features if f.level == level}
+                counts.update(names)
+                for name in names:
+                    first.setdefault(name, example.origin)
+        capped = [(name, c) for name, c in counts.most_common() if name not in GRAMMAR_FEATURE_CAP_EXEMPT]
+        if capped:
+            name, count = capped[0]
+            top[level] = {"feature": name, "share": round(count / len(sentences), 3)}
+        if level not in GRAMMAR_FEATURE_CAP_LEVELS:
+            continue
+        for name, count in capped:
+            if count > cap * len(sentences):
+                problems.append(Problem(
+                    first[name], "sentences", "grammar_feature_share",
+                    f"{name} is in {count} of {len(sentences)} {level} sentences ({count / len(sentences):.0%}; "
+                    f"cap {cap:.0%}); vary the grammar", severity="warning",
+                ))
+    return top
+
+
 # ---- split --------------------------------------------------------------------------------
 
 
@@ -268,7 +422,7 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
     zipf column in place. Returns per-level counts and median Zipf plus the problems found."""
     import csv
 
-    from cefrtune.levels import data_dir, word_zipf
+    from cefrtune.levels import data_dir
     from cefrtune.turkish import analyse_word
 
     folder = Path(folder) if folder else data_dir() / "wordlists"
@@ -295,18 +449,64 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
             seen.setdefault(key, level)
             if not all(analyse_word(part) for part in word.split()):
                 result["problems"].append(f"{where}: '{word}' is unknown to the analyser")
-            row["zipf"] = f"{word_zipf(word, pos):.2f}"
-            zipfs.append(float(row["zipf"]))
+            zipf = wordlist_zipf(word, pos)
+            # Blank: below wordfreq's Turkish list (Zipf 3.0) in the dictionary form and its common inflections.
+            row["zipf"] = f"{zipf:.2f}" if zipf else ""
+            zipfs.append(zipf)
         if write:
             text = "word\tpos\tzipf\n" + "".join(f"{r['word'].strip()}\t{r['pos'].strip()}\t{r['zipf']}\n" for r in rows if r.get("word", "").strip())
             from cefrtune.examples import write_text_atomic
 
             write_text_atomic(path, text)
-        result["levels"][level] = {"words": len(rows), "mean_zipf": round(statistics.fmean(zipfs), 2) if zipfs else None,
-                                   "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None}
-    means = [v["mean_zipf"] for v in result["levels"].values() if v["mean_zipf"] is not None]
-    result["frequency_falls_with_level"] = all(a > b for a, b in zip(means, means[1:]))
+        known = [z for z in zipfs if z]
+        result["levels"][level] = {"words": len(rows),
+                                   "mean_zipf": round(statistics.fmean(known), 2) if known else None,
+                                   "median_zipf": round(statistics.median(zipfs), 2) if zipfs else None,
+                                   "below_wordfreq": len(zipfs) - len(known)}
+    # Medians count a word below wordfreq's list as rarer than every listed one, which it is.
+    medians = [v["median_zipf"] for v in result["levels"].values() if v["median_zipf"] is not None]
+    result["frequency_falls_with_level"] = all(a > b for a, b in zip(medians, medians[1:]))
     return result
+
+
+def wordlist_zipf(word: str, pos: str) -> float:
+    """wordfreq's Turkish Zipf value of a list word (levels.word_zipf); when wordfreq lacks the dictionary form
+    (its Turkish list stops at Zipf 3.0), the highest of the word's common inflected forms; 0.0 when none is listed."""
+    from wordfreq import zipf_frequency
+
+    from cefrtune.levels import word_zipf
+
+    return word_zipf(word, pos) or max((zipf_frequency(f, "tr") for f in _inflected_forms(word, pos)), default=0.0)
+
+
+_FRONT, _VOWEL, _VOICELESS = set("eiöü"), set("aeıioöuü"), set("çfhkpsşt")
+_HIGH = {"a": "ı", "ı": "ı", "o": "u", "u": "u", "e": "i", "i": "i", "ö": "ü", "ü": "ü"}
+_SOFTEN = {"p": "b", "ç": "c", "t": "d", "k": "ğ"}
+
+
+def _inflected_forms(word: str, pos: str) -> list[str]:
+    """Common inflections by vowel harmony: a noun's accusative, dative, genitive, plural, locative, ablative,
+    -lI and -lA forms (with the softened stem: kitabı); a verb's past, present, -mIş, participles and converbs."""
+    word = fold(word)
+    if " " in word:
+        return []
+    verb = pos == "verb" and word.endswith(("mak", "mek"))
+    stem = word[:-3] if verb else word
+    vowels = [c for c in stem if c in _VOWEL]
+    if not vowels:
+        return []
+    a, i = ("e" if vowels[-1] in _FRONT else "a"), _HIGH[vowels[-1]]
+    d = "t" if stem[-1] in _VOICELESS else "d"
+    y = "y" if stem[-1] in _VOWEL else ""
+    if verb:
+        present = stem[:-1] + _HIGH[stem[-1]] + "yor" if y else stem + i + "yor"
+        return [stem + d + i, stem + d + i + "l" + a + "r", present, stem + "m" + i + "ş", stem + y + a + "n",
+                stem + y + a + "r" + a + "k", stem + y + i + "p", stem + "m" + a + "s" + _HIGH[a],
+                stem + d + i + "ğ" + i]
+    stems = [stem] + ([stem[:-1] + _SOFTEN[stem[-1]]] if stem[-1] in _SOFTEN else [])
+    forms = [s + y + i for s in stems] + [s + y + a for s in stems] + [s + ("n" if y else "") + i + "n" for s in stems]
+    return forms + [stem + "l" + a + "r", stem + "l" + a + "r" + i, stem + d + a, stem + d + a + "n", stem + "l" + i,
+                    stem + y + "l" + a]
 
 
 # ---- level ordering -----------------------------------------------------------------------

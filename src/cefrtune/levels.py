@@ -180,8 +180,11 @@ def _reading_features(analysis: Analysis, following: str, word: str) -> list[Fea
     for pair in pairs:
         if pair == ("Prog1", "Past"):
             found.append(Feature("A2", "past continuous -Iyordu", word))
-        elif pair in (("Narr", "Past"), ("Narr", "Narr")):
-            found.append(Feature("C1", "pluperfect -mIştI / -mIşmIş", word))
+        elif pair == ("Narr", "Past"):
+            # Taught with the other compound tenses (B1), as course books do; -mIşmIş stays C1.
+            found.append(Feature("B1", "pluperfect -mIştI", word))
+        elif pair == ("Narr", "Narr"):
+            found.append(Feature("C1", "-mIşmIş", word))
         else:
             found.append(Feature("B1", "compound tense", word))
     if ("Cond" in morphemes or "Desr" in morphemes) and "Past" in morphemes[morphemes.index("Cond" if "Cond" in morphemes else "Desr"):]:
