@@ -6,6 +6,7 @@
     cefrtune run [--config PRESET] [--output DIR] [--level A1|all|A1,B1] [--resume]
     cefrtune eval --model DIR --data FILE [--json]
     cefrtune generate --model DIR --level A1 --words "ev,su,..." [--input FILE --output FILE]
+    cefrtune serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=384)
     p.set_defaults(func=_generate)
+
+    from cefrtune import serve as serving
+
+    p = sub.add_parser("serve", help="the teacher page and an HTTP API (OpenAI-compatible chat) over a model")
+    p.add_argument("--model", default=None, help="merged or adapter folder (default: the newest finished run under runs/)")
+    p.add_argument("--host", default=serving.HOST, help="address to bind; anything but loopback needs --api-key")
+    p.add_argument("--port", type=int, default=serving.PORT)
+    p.add_argument("--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${serving.API_KEY_ENV})")
+    p.add_argument("--feedback-db", default=None, help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)")
+    p.set_defaults(func=_serve)
     p = data.add_parser("wordlists", help="check the word lists (one level per word, frequency by level)")
     p.add_argument("--write", action="store_true", help="recompute the zipf column in place")
     p.add_argument("--json", action="store_true")
@@ -235,6 +246,17 @@ def _generate(args) -> int:
             print(f"{i}. {sentence if sentence else '(missing)'}{flag}")
         if result.get("issues"):
             print("format: " + "; ".join(result["issues"]), file=sys.stderr)
+    return 0
+
+
+def _serve(args) -> int:
+    from cefrtune.serve import ServeError, serve
+
+    try:
+        serve(args.model, args.host, args.port, args.api_key, args.feedback_db)
+    except ServeError as err:
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
