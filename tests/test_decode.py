@@ -107,3 +107,11 @@ def test_newline_counter_counts_breaks_inside_tokens():
 
     count = NewlineCounter(Pieces())
     assert [count(i) for i in range(5)] == [0, 0, 1, 2, 0]
+
+
+def test_per_row_budgets_give_each_row_what_its_own_budget_gives():
+    model = tiny.llama(300).eval()
+    rows = prompts(300, [6, 11, 9])
+    merged = decode_batch(model, rows, [3, 12, 7], [], PAD)
+    assert [len(r) for r in merged] == [3, 12, 7]
+    assert merged == [decode_batch(model, [row], budget, [], PAD)[0] for row, budget in zip(rows, [3, 12, 7])]

@@ -66,6 +66,25 @@ def serve(model: str | None = None, host: str = HOST, port: int = PORT, api_key:
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
+def start_in_thread(app, host: str = HOST, port: int = 0, timeout: float = 60.0):
+    """Run `app` under uvicorn in a background thread (tests, benchmarks); returns (server, base URL).
+    Port 0 picks a free port. Stop it with `server.should_exit = True`."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=30))
+    thread = threading.Thread(target=server.run, name="cefrtune-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ServeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.05)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return server, f"http://{host}:{bound}"
+
+
 class ServeError(RuntimeError):
     """The server cannot start as asked; the message says why and what to do."""
 
@@ -91,10 +110,15 @@ class Generator:
     attempts: int
     """Regeneration rounds of checked generation (RunConfig.checked_attempts by default)."""
     max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS
+    complete: object = None
+    """A scripted `complete(prompts, max_new_tokens, sample, seed, lines)` for the sentence calls
+    (tests that need known sentences, as cefrtune.generate's tests do); None: the model."""
 
     def completer(self, temperature: float, top_p: float):
         from cefrtune.generate import model_completer
 
+        if self.complete is not None:
+            return self.complete
         return model_completer(self.model, self.tokenizer, self.style, self.scheduler.batch_size, temperature, top_p,
                                decode=self.scheduler.decode_texts)
 
