@@ -22,7 +22,7 @@ from cefrtune import serve
 
 WORDS = ["ev", "su", "okul", "kitap", "elma", "kedi", "araba", "anne", "güzel", "gitmek"]
 SENTENCES = ["Evde kimse yok.", "Bir bardak su içtim.", "Yarın okula gidiyorum.", "Kitabı masada bıraktım.",
-             "Elma kırmızı.", "Kedi uyuyor.", "Araba yeni.", "Annem evde.", "Bugün hava güzel.", "Okula gitmek istiyorum."]
+             "Elma kırmızı.", "Kedi uyuyor.", "Otobüs yeni.", "Annem evde.", "Bugün hava güzel.", "Okula gitmek istiyorum."]
 NEW_THIRD = "Okul çok büyük."
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 CHROMIUM = "/usr/bin/chromium"
@@ -46,7 +46,7 @@ def server(model_dir, tmp_path_factory):
 
 
 def scripted(prompts, max_new_tokens, sample, seed, lines):
-    """The list (every sentence uses its word) for a whole-list prompt, NEW_THIRD for a single sentence."""
+    """The list (sentence 7 misses its word) for a whole-list prompt, NEW_THIRD for a single sentence."""
     if lines and lines[0] > 1:
         return ["\n".join(f"{i}. {s}" for i, s in enumerate(SENTENCES, start=1))] * len(prompts)
     return [NEW_THIRD + "\n"] * len(prompts)
@@ -182,7 +182,7 @@ def test_openapi_schema_fuzzed_without_a_server_error(server, tmp_path):
                "--report", "junit", "--report-dir", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "not_a_server_error" in result.stdout
+    assert " passed" in result.stdout and "errored" not in result.stdout and "Server error" not in result.stdout
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (scripts/setup.sh --test installs it)")
@@ -214,8 +214,9 @@ def test_teacher_page_in_chromium(page_server, tmp_path):
         items = page.locator("#sentences > li")
         expect(items).to_have_count(10, timeout=60_000)
         marks = page.locator("#sentences mark")
-        expect(marks).to_have_count(10)
+        expect(marks).to_have_count(9)
         assert marks.all_text_contents()[:4] == ["Evde", "su", "okula", "Kitabı"]
+        expect(items.nth(6).locator(".warning")).to_have_text("Uyarı: “araba” kelimesi cümlede geçmiyor.")
         page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
         # regenerate the third sentence
         items.nth(2).get_by_role("button", name="Yeniden yaz").click()

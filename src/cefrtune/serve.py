@@ -235,7 +235,8 @@ def create_app(model_dir: str | None = None, api_key: str | None = None, feedbac
         return ModelList(data=[ModelCard(id=generator.name, created=int(time.time()))])
 
     @app.post("/v1/chat/completions", dependencies=guarded,
-              responses={200: {"model": ChatCompletion, "content": {"text/event-stream": {}}}})
+              responses={200: {"model": ChatCompletion, "content": {"text/event-stream": {}}},
+                         404: {"model": ErrorBody, "description": "a model this server does not serve"}})
     async def chat(body: ChatRequest):
         if body.model != generator.name:
             raise ApiError(404, f"model '{body.model}' is not served here; GET /v1/models lists '{generator.name}'", "model")
@@ -253,6 +254,8 @@ def create_app(model_dir: str | None = None, api_key: str | None = None, feedbac
 # ---- request and response bodies --------------------------------------------------------------
 
 Level = Literal["A1", "A2", "B1", "B2", "C1"]
+Word = Annotated[str, Field(min_length=1, max_length=MAX_WORD_CHARS, pattern=r"^[A-Za-zÇĞİÖŞÜÂÎÛçğıöşüâîû '’-]+$")]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_SENTENCE_CHARS, pattern=r"^[^<>\x00-\x1f]+$")]
 
 
 class ErrorDetail(BaseModel):
@@ -268,53 +271,53 @@ class ErrorBody(BaseModel):
 class SentencesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: Level = Field(description="CEFR level, A1 to C1")
-    words: list[str] = Field(min_length=1, max_length=MAX_WORDS,
-                             description=f"1 to {MAX_WORDS} Turkish words: letters, space, hyphen and apostrophe, "
+    words: list[Word] = Field(min_length=1, max_length=MAX_WORDS,
+                              description=f"1 to {MAX_WORDS} Turkish words: letters, space, hyphen and apostrophe, "
                                          f"at most {MAX_WORD_CHARS} characters each")
     checked: bool = Field(True, description="regenerate failing sentences (false: check only)")
 
-    @field_validator("words")
+    @field_validator("words", mode="before")
     @classmethod
-    def _words(cls, words: list[str]) -> list[str]:
-        return [_word(w, i) for i, w in enumerate(words, start=1)]
+    def _words(cls, words):
+        return _checked(words, _word)
 
 
 class RegenerateRequest(SentencesRequest):
     checked: bool = True
-    sentences: list[str | None] = Field(min_length=1, max_length=MAX_WORDS,
+    sentences: list[Text | None] = Field(min_length=1, max_length=MAX_WORDS,
                                         description="the list as it stands (edited or not), one entry per word")
     index: int = Field(ge=1, le=MAX_WORDS, description="the number of the sentence to write again (1-based)")
 
-    @field_validator("sentences")
+    @field_validator("sentences", mode="before")
     @classmethod
-    def _sentences(cls, sentences: list[str | None]) -> list[str | None]:
-        return [None if s is None else _sentence(s, f"sentence {i}") for i, s in enumerate(sentences, start=1)]
+    def _sentences(cls, sentences):
+        return _checked(sentences, lambda s, i: _sentence(s, f"sentence {i}"))
 
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: Level
-    word: str
+    word: Word
     index: int = Field(ge=1, le=MAX_WORDS, description="the sentence's number in its list")
-    sentence: str
+    sentence: Text
     rating: Literal["up", "down"]
-    correction: str | None = Field(None, description="the sentence as the teacher would write it")
-    words: list[str] | None = Field(None, max_length=MAX_WORDS, description="the whole word list")
+    correction: Text | None = Field(None, description="the sentence as the teacher would write it")
+    words: list[Word] | None = Field(None, min_length=1, max_length=MAX_WORDS, description="the whole word list")
 
-    @field_validator("word")
+    @field_validator("word", mode="before")
     @classmethod
-    def _one_word(cls, word: str) -> str:
-        return _word(word, 1)
+    def _one_word(cls, word):
+        return _word(word, 1) if isinstance(word, str) else word
 
-    @field_validator("words")
+    @field_validator("words", mode="before")
     @classmethod
-    def _words(cls, words: list[str] | None) -> list[str] | None:
-        return None if words is None else [_word(w, i) for i, w in enumerate(words, start=1)]
+    def _words(cls, words):
+        return _checked(words, _word)
 
-    @field_validator("sentence", "correction")
+    @field_validator("sentence", "correction", mode="before")
     @classmethod
-    def _text(cls, text: str | None, info) -> str | None:
-        return None if text is None or (info.field_name == "correction" and not text.strip()) else _sentence(text, info.field_name)
+    def _text(cls, text, info):
+        return _sentence(text, info.field_name) if isinstance(text, str) else text
 
 
 class SentenceResult(BaseModel):
@@ -620,8 +623,15 @@ class _TooLarge(Exception):
     pass
 
 
+def _checked(values, check):
+    """`check(value, number)` on each string of a list (before type validation, for its plain-words message)."""
+    if not isinstance(values, list):
+        return values
+    return [check(v, i) if isinstance(v, str) else v for i, v in enumerate(values, start=1)]
+
+
 def _word(word: str, i: int) -> str:
-    word = word.strip() if isinstance(word, str) else word
+    word = word.strip()
     if not word:
         raise ValueError(f"word {i} is empty: type a word")
     if len(word) > MAX_WORD_CHARS:
