@@ -15,7 +15,9 @@ class RecordingDecode:
     def __init__(self, delay: float = 0.05):
         self.calls, self.delay = [], delay
 
-    def __call__(self, model, tokenizer, prompts, budgets, stop_ids, batch_size, lines, sample, temperature, top_p, seed):
+    def __call__(
+        self, model, tokenizer, prompts, budgets, stop_ids, batch_size, lines, sample, temperature, top_p, seed
+    ):
         self.calls.append({"prompts": len(prompts), "budgets": list(budgets), "lines": lines, "sample": sample})
         time.sleep(self.delay)
         return [[p[0]] * b for p, b in zip(prompts, budgets)]
@@ -48,8 +50,10 @@ def test_jobs_that_sample_differently_are_decoded_apart_and_lines_kept():
     blocker.start()
     time.sleep(0.05)  # the worker is busy: the next three queue up together
     jobs = [dict(sample=False, lines=[2]), dict(sample=False), dict(sample=True, temperature=0.7)]
-    threads = [threading.Thread(target=scheduler.decode_tokens, args=(None, None, [[k]], 1, [0]), kwargs=job)
-               for k, job in enumerate(jobs)]
+    threads = [
+        threading.Thread(target=scheduler.decode_tokens, args=(None, None, [[k]], 1, [0]), kwargs=job)
+        for k, job in enumerate(jobs)
+    ]
     for t in threads:
         t.start()
     for t in threads + [blocker]:

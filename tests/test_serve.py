@@ -21,8 +21,18 @@ import tiny
 from cefrtune import serve
 
 WORDS = ["ev", "su", "okul", "kitap", "elma", "kedi", "araba", "anne", "güzel", "gitmek"]
-SENTENCES = ["Evde kimse yok.", "Bir bardak su içtim.", "Yarın okula gidiyorum.", "Kitabı masada bıraktım.",
-             "Elma kırmızı.", "Kedi uyuyor.", "Otobüs yeni.", "Annem evde.", "Bugün hava güzel.", "Okula gitmek istiyorum."]
+SENTENCES = [
+    "Evde kimse yok.",
+    "Bir bardak su içtim.",
+    "Yarın okula gidiyorum.",
+    "Kitabı masada bıraktım.",
+    "Elma kırmızı.",
+    "Kedi uyuyor.",
+    "Otobüs yeni.",
+    "Annem evde.",
+    "Bugün hava güzel.",
+    "Okula gitmek istiyorum.",
+]
 NEW_THIRD = "Okul çok büyük."
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 CHROMIUM = "/usr/bin/chromium"
@@ -39,7 +49,9 @@ def model_dir(tmp_path_factory):
 def server(model_dir, tmp_path_factory):
     """The tiny model served: one regeneration round, short lists (the model never stops by itself)."""
     generator = serve.load(model_dir, attempts=1, max_new_tokens=48)
-    app = serve.create_app(model_dir, generator=generator, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite")
+    app = serve.create_app(
+        model_dir, generator=generator, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite"
+    )
     uvicorn_server, url = serve.start_in_thread(app)
     yield url, app
     uvicorn_server.should_exit = True
@@ -56,7 +68,9 @@ def scripted(prompts, max_new_tokens, sample, seed, lines):
 def page_server(model_dir, tmp_path_factory):
     generator = serve.load(model_dir, attempts=1)
     generator.complete = scripted
-    app = serve.create_app(model_dir, generator=generator, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite")
+    app = serve.create_app(
+        model_dir, generator=generator, feedback_db=tmp_path_factory.mktemp("fb") / "feedback.sqlite"
+    )
     uvicorn_server, url = serve.start_in_thread(app)
     yield url
     uvicorn_server.should_exit = True
@@ -75,16 +89,22 @@ def test_openai_client_lists_the_model_and_chats_plain_and_streaming(server):
     assert choice.message.role == "assistant" and isinstance(choice.message.content, str)
     assert choice.finish_reason in ("stop", "length")
     assert 0 < plain.usage.completion_tokens <= 12 and plain.usage.prompt_tokens > 10
-    several = client.chat.completions.create(model=models[0].id, messages=messages, max_tokens=8, n=3, temperature=1.2, seed=3)
+    several = client.chat.completions.create(
+        model=models[0].id, messages=messages, max_tokens=8, n=3, temperature=1.2, seed=3
+    )
     assert [c.index for c in several.choices] == [0, 1, 2]
-    stream = client.chat.completions.create(model=models[0].id, messages=messages, max_tokens=12, temperature=0, stream=True)
+    stream = client.chat.completions.create(
+        model=models[0].id, messages=messages, max_tokens=12, temperature=0, stream=True
+    )
     chunks = list(stream)
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == choice.message.content  # greedy: the same text, delivered as events
     assert chunks[-1].choices[0].finish_reason == choice.finish_reason
     first = choice.message.content.split()[0] if choice.message.content.split() else None
     if first:
-        cut = client.chat.completions.create(model=models[0].id, messages=messages, max_tokens=12, temperature=0, stop=[first])
+        cut = client.chat.completions.create(
+            model=models[0].id, messages=messages, max_tokens=12, temperature=0, stop=[first]
+        )
         assert first not in cut.choices[0].message.content and cut.choices[0].finish_reason == "stop"
 
 
@@ -98,8 +118,9 @@ def test_sentences_come_with_every_check_and_regenerate_redoes_one(server):
             assert item["passed"] == (not item["reasons"])  # gibberish: reasons say why
         assert answer["summary"]["sentences"] == 10 and answer["seconds"] > 0
         standing = [s["sentence"] for s in answer["sentences"]]
-        again = client.post("/v1/sentences/regenerate",
-                            json={"level": "A1", "words": WORDS, "sentences": standing, "index": 4}).json()
+        again = client.post(
+            "/v1/sentences/regenerate", json={"level": "A1", "words": WORDS, "sentences": standing, "index": 4}
+        ).json()
         assert again["index"] == 4 and again["word"] == "kitap" and isinstance(again["reasons"], list)
 
 
@@ -108,21 +129,25 @@ def test_regenerate_keeps_the_other_sentences_and_highlights_the_word(page_serve
         answer = client.post("/v1/sentences", json={"level": "A1", "words": WORDS}).json()
         spans = [(s["sentence"], s["highlight"]) for s in answer["sentences"]]
         assert [sentence[a:b] for sentence, (a, b) in spans[:4]] == ["Evde", "su", "okula", "Kitabı"]
-        again = client.post("/v1/sentences/regenerate",
-                            json={"level": "A1", "words": WORDS, "sentences": SENTENCES, "index": 3}).json()
+        again = client.post(
+            "/v1/sentences/regenerate", json={"level": "A1", "words": WORDS, "sentences": SENTENCES, "index": 3}
+        ).json()
         assert again["sentence"] == NEW_THIRD and again["highlight"] == [0, 4] and again["passed"]
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ({"level": "Z9", "words": WORDS}, 422, "unknown level: use one of A1, A2, B1, B2, C1"),
-    ({"level": "A1", "words": WORDS + ["masa"]}, 422, "at most 10"),
-    ({"level": "A1", "words": []}, 422, "at least 1"),
-    ({"level": "A1", "words": ["ev2"]}, 422, "word 1 holds '2': use Turkish letters"),
-    ({"level": "A1", "words": ["a" * 41]}, 422, "longer than 40"),
-    ({"level": "A1", "words": ["ev-bark"]}, 400, "not a Turkish word"),
-    ({"level": "A1", "words": WORDS, "colour": 1}, 422, "colour: Extra inputs"),
-    ({"level": "A1", "words": XSS}, 422, "'<', '>': use Turkish letters"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ({"level": "Z9", "words": WORDS}, 422, "unknown level: use one of A1, A2, B1, B2, C1"),
+        ({"level": "A1", "words": WORDS + ["masa"]}, 422, "at most 10"),
+        ({"level": "A1", "words": []}, 422, "at least 1"),
+        ({"level": "A1", "words": ["ev2"]}, 422, "word 1 holds '2': use Turkish letters"),
+        ({"level": "A1", "words": ["a" * 41]}, 422, "longer than 40"),
+        ({"level": "A1", "words": ["ev-bark"]}, 400, "not a Turkish word"),
+        ({"level": "A1", "words": WORDS, "colour": 1}, 422, "colour: Extra inputs"),
+        ({"level": "A1", "words": XSS}, 422, "'<', '>': use Turkish letters"),
+    ],
+)
 def test_bad_input_is_a_4xx_json_error_that_says_what_to_fix(server, body, status, says):
     url, _ = server
     response = httpx.post(url + "/v1/sentences", json=body, timeout=60)
@@ -132,31 +157,57 @@ def test_bad_input_is_a_4xx_json_error_that_says_what_to_fix(server, body, statu
 
 def test_oversized_and_malformed_bodies_are_refused(server):
     url, _ = server
-    big = httpx.post(url + "/v1/sentences", content=b"{" + b" " * serve.MAX_BODY_BYTES + b"}",
-                     headers={"content-type": "application/json"})
+    big = httpx.post(
+        url + "/v1/sentences",
+        content=b"{" + b" " * serve.MAX_BODY_BYTES + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert big.status_code == 413 and "over" in big.json()["error"]["message"]
-    broken = httpx.post(url + "/v1/sentences", content=b'{"level": "A1", "words": [', headers={"content-type": "application/json"})
+    broken = httpx.post(
+        url + "/v1/sentences", content=b'{"level": "A1", "words": [', headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422 and "not valid JSON" in broken.json()["error"]["message"]
-    chat = httpx.post(url + "/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]})
+    chat = httpx.post(
+        url + "/v1/chat/completions", json={"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert chat.status_code == 404 and "GET /v1/models" in chat.json()["error"]["message"]
-    long = httpx.post(url + "/v1/chat/completions", json={"model": server[1].state.generator.name, "max_tokens": 512,
-                                                         "messages": [{"role": "user", "content": "ev " * 200}]})
+    long = httpx.post(
+        url + "/v1/chat/completions",
+        json={
+            "model": server[1].state.generator.name,
+            "max_tokens": 512,
+            "messages": [{"role": "user", "content": "ev " * 200}],
+        },
+    )
     assert long.status_code == 400 and "lower max_tokens" in long.json()["error"]["message"]
 
 
 def test_feedback_is_stored_in_sqlite_and_exported_as_examples(server):
     url, app = server
-    for body in ({"level": "A1", "word": "ev", "index": 1, "sentence": "Ev gizel.", "rating": "down",
-                  "correction": "Ev güzel.", "words": WORDS},
-                 {"level": "A1", "word": "su", "index": 2, "sentence": "Bir bardak su içtim.", "rating": "up"}):
+    for body in (
+        {
+            "level": "A1",
+            "word": "ev",
+            "index": 1,
+            "sentence": "Ev gizel.",
+            "rating": "down",
+            "correction": "Ev güzel.",
+            "words": WORDS,
+        },
+        {"level": "A1", "word": "su", "index": 2, "sentence": "Bir bardak su içtim.", "rating": "up"},
+    ):
         assert httpx.post(url + "/v1/feedback", json=body).status_code == 200
     for bad in XSS:
-        refused = httpx.post(url + "/v1/feedback", json={"level": "A1", "word": "ev", "index": 1, "sentence": "Ev.",
-                                                         "rating": "down", "correction": bad})
+        refused = httpx.post(
+            url + "/v1/feedback",
+            json={"level": "A1", "word": "ev", "index": 1, "sentence": "Ev.", "rating": "down", "correction": bad},
+        )
         assert refused.status_code == 422 and "correction holds '<', '>'" in refused.json()["error"]["message"]
     exported = [json.loads(line) for line in httpx.get(url + "/v1/feedback").text.splitlines()]
     assert [(e["rating"], e["sentences"], e["original_sentence"]) for e in exported[-2:]] == [
-        ("down", ["Ev güzel."], "Ev gizel."), ("up", ["Bir bardak su içtim."], "Bir bardak su içtim.")]
+        ("down", ["Ev güzel."], "Ev gizel."),
+        ("up", ["Bir bardak su içtim."], "Bir bardak su içtim."),
+    ]
     db = sqlite3.connect(app.state.feedback.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == len(exported)
@@ -166,7 +217,9 @@ def test_api_key_guards_the_api_and_other_hosts_need_one(model_dir, tmp_path):
     from fastapi.testclient import TestClient
 
     generator = serve.load(model_dir, attempts=0, max_new_tokens=8)
-    client = TestClient(serve.create_app(model_dir, api_key="s3cret", generator=generator, feedback_db=tmp_path / "f.sqlite"))
+    client = TestClient(
+        serve.create_app(model_dir, api_key="s3cret", generator=generator, feedback_db=tmp_path / "f.sqlite")
+    )
     assert client.get("/v1/models").status_code == 401
     assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -175,12 +228,36 @@ def test_api_key_guards_the_api_and_other_hosts_need_one(model_dir, tmp_path):
         serve.serve(model_dir, host="0.0.0.0", port=1)
 
 
-def test_openapi_schema_fuzzed_without_a_server_error(server, tmp_path):
-    url, _ = server
-    command = [str(Path(sys.executable).parent / "schemathesis"), "run", url + "/openapi.json", "--checks", "not_a_server_error",
-               "--max-examples", "25", "--seed", "1", "--request-timeout", "120", "--workers", "1",
-               "--report", "junit", "--report-dir", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+def test_openapi_schema_fuzzed_without_a_server_error(model_dir, tmp_path):
+    """schemathesis, bounded (25 examples an operation). The served window is cut to 200 tokens so
+    that every accepted request decodes briefly; longer ones are refused with 400 as they would be."""
+    generator = serve.load(model_dir, attempts=1, max_new_tokens=32)
+    generator.context = 200
+    app = serve.create_app(model_dir, generator=generator, feedback_db=tmp_path / "feedback.sqlite")
+    uvicorn_server, url = serve.start_in_thread(app)
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        url + "/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "25",
+        "--seed",
+        "1",
+        "--request-timeout",
+        "120",
+        "--workers",
+        "1",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    finally:
+        uvicorn_server.should_exit = True
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "errored" not in result.stdout and "Server error" not in result.stdout
 
@@ -192,10 +269,21 @@ def test_teacher_page_in_chromium(page_server, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-            viewport={"width": 900, "height": 1100})
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            accept_downloads=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+            viewport={"width": 900, "height": 1100},
+        )
         page = browser.new_page()
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -258,8 +346,12 @@ def test_smoke_run_model_answers_through_the_server(tmp_path):
         answer = httpx.post(url + "/v1/sentences", json={"level": "A1", "words": WORDS}, timeout=900).json()
         assert len(answer["sentences"]) == 10 and all(isinstance(s["reasons"], list) for s in answer["sentences"])
         client = OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=600)
-        reply = client.chat.completions.create(model=generator.name, max_tokens=32, temperature=0,
-                                               messages=[{"role": "user", "content": "Merhaba! Nasılsın?"}])
+        reply = client.chat.completions.create(
+            model=generator.name,
+            max_tokens=32,
+            temperature=0,
+            messages=[{"role": "user", "content": "Merhaba! Nasılsın?"}],
+        )
         assert reply.choices[0].message.content.strip()
         assert (tmp_path / "run" / "feedback.sqlite").exists()  # beside the run
     finally:

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from cefrtune.config import RunConfig
+from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT, RunConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,14 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=384)
     p.set_defaults(func=_generate)
 
-    from cefrtune import serve as serving
-
     p = sub.add_parser("serve", help="the teacher page and an HTTP API (OpenAI-compatible chat) over a model")
     p.add_argument("--model", default=None, help="merged or adapter folder (default: the newest finished run under runs/)")
-    p.add_argument("--host", default=serving.HOST, help="address to bind; anything but loopback needs --api-key")
-    p.add_argument("--port", type=int, default=serving.PORT)
-    p.add_argument("--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${serving.API_KEY_ENV})")
+    p.add_argument("--host", default=SERVE_HOST, help="address to bind; anything but loopback needs --api-key")
+    p.add_argument("--port", type=int, default=SERVE_PORT)
+    p.add_argument("--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${SERVE_API_KEY_ENV})")
     p.add_argument("--feedback-db", default=None, help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)")
+    p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds for failing sentences")
     p.set_defaults(func=_serve)
     p = data.add_parser("wordlists", help="check the word lists (one level per word, frequency by level)")
     p.add_argument("--write", action="store_true", help="recompute the zipf column in place")
@@ -253,7 +252,7 @@ def _serve(args) -> int:
     from cefrtune.serve import ServeError, serve
 
     try:
-        serve(args.model, args.host, args.port, args.api_key, args.feedback_db)
+        serve(args.model, args.host, args.port, args.api_key, args.feedback_db, args.attempts)
     except ServeError as err:
         print(f"cefrtune: {err}", file=sys.stderr)
         return 2

@@ -50,8 +50,16 @@ class FeedbackStore:
         self._db.execute(_SCHEMA)
         self._db.commit()
 
-    def add(self, level: str, word: str, index: int, sentence: str, rating: str, correction: str | None = None,
-            words: list[str] | None = None) -> int:
+    def add(
+        self,
+        level: str,
+        word: str,
+        index: int,
+        sentence: str,
+        rating: str,
+        correction: str | None = None,
+        words: list[str] | None = None,
+    ) -> int:
         """Store one verdict; returns its id. `index` is the sentence's number in its list (1-based)."""
         if rating not in RATINGS:
             raise ValueError(f"rating must be one of {', '.join(RATINGS)} (got {rating!r})")
@@ -59,8 +67,18 @@ class FeedbackStore:
             cursor = self._db.execute(
                 "INSERT INTO feedback (created, model, level, words, item, word, sentence, rating, correction) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), self.model, level, json.dumps(words or [word], ensure_ascii=False), index, word, sentence,
-                 rating, correction or None))
+                (
+                    time.time(),
+                    self.model,
+                    level,
+                    json.dumps(words or [word], ensure_ascii=False),
+                    index,
+                    word,
+                    sentence,
+                    rating,
+                    correction or None,
+                ),
+            )
             self._db.commit()
             return int(cursor.lastrowid)
 
@@ -68,14 +86,27 @@ class FeedbackStore:
         """Every verdict, oldest first, as dataset-format examples with the verdict beside them."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, created, model, level, words, item, word, sentence, rating, correction FROM feedback ORDER BY id"
+                "SELECT id, created, model, level, words, item, word, sentence, rating, correction "
+                "FROM feedback ORDER BY id"
             ).fetchall()
         records = []
         for id_, created, model, level, words, item, word, sentence, rating, correction in rows:
-            records.append({"id": f"feedback-{id_}", "level": level, "words": [word], "sentences": [correction or sentence],
-                            "source": "teacher-feedback", "rating": rating, "original_sentence": sentence,
-                            "correction": correction, "list_words": json.loads(words), "index": item, "model": model,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))})
+            records.append(
+                {
+                    "id": f"feedback-{id_}",
+                    "level": level,
+                    "words": [word],
+                    "sentences": [correction or sentence],
+                    "source": "teacher-feedback",
+                    "rating": rating,
+                    "original_sentence": sentence,
+                    "correction": correction,
+                    "list_words": json.loads(words),
+                    "index": item,
+                    "model": model,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+                }
+            )
         return records
 
     def export(self, path: str | Path) -> int:

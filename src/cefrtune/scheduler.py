@@ -54,24 +54,59 @@ class DecodeScheduler:
         self._worker = threading.Thread(target=self._run, name="cefrtune-decode", daemon=True)
         self._worker.start()
 
-    def decode_tokens(self, model, tokenizer, prompts, max_new_tokens: int, stop_ids, batch_size: int = 32,
-                      lines=None, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95, seed: int = 0,
-                      progress: bool = False, desc: str = "generate") -> list[list[int]]:
+    def decode_tokens(
+        self,
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens: int,
+        stop_ids,
+        batch_size: int = 32,
+        lines=None,
+        sample: bool = False,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        seed: int = 0,
+        progress: bool = False,
+        desc: str = "generate",
+    ) -> list[list[int]]:
         """`cefrtune.decode.decode_tokens`'s signature (model, tokenizer and batch size are the
         scheduler's own); blocks until this job's rows are decoded."""
         if not prompts:
             return []
-        job = _Job([list(p) for p in prompts], max_new_tokens, tuple(sorted(stop_ids)), list(lines) if lines else None,
-                   sample, temperature, top_p, seed)
+        job = _Job(
+            [list(p) for p in prompts],
+            max_new_tokens,
+            tuple(sorted(stop_ids)),
+            list(lines) if lines else None,
+            sample,
+            temperature,
+            top_p,
+            seed,
+        )
         self._queue.put(job)
         return job.done.result()
 
-    def decode_texts(self, model, tokenizer, prompts, max_new_tokens: int, stop_ids, batch_size: int = 32,
-                     lines=None, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95, seed: int = 0,
-                     progress: bool = False, desc: str = "generate") -> list[str]:
+    def decode_texts(
+        self,
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens: int,
+        stop_ids,
+        batch_size: int = 32,
+        lines=None,
+        sample: bool = False,
+        temperature: float = 0.8,
+        top_p: float = 0.95,
+        seed: int = 0,
+        progress: bool = False,
+        desc: str = "generate",
+    ) -> list[str]:
         """`cefrtune.decode.decode_texts`'s signature, through the scheduler."""
-        rows = self.decode_tokens(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample,
-                                  temperature, top_p, seed)
+        rows = self.decode_tokens(
+            model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample, temperature, top_p, seed
+        )
         return [self.tokenizer.decode(row, skip_special_tokens=True) for row in rows]
 
     def close(self) -> None:
@@ -106,8 +141,19 @@ class DecodeScheduler:
         lines = [n for job in jobs for n in (job.lines or [NO_LINE_LIMIT] * len(job.prompts))] if limited else None
         head = jobs[0]
         try:
-            rows = self._decode(self.model, self.tokenizer, prompts, budgets, list(head.stop_ids), self.batch_size, lines,
-                                head.sample, head.temperature, head.top_p, head.seed)
+            rows = self._decode(
+                self.model,
+                self.tokenizer,
+                prompts,
+                budgets,
+                list(head.stop_ids),
+                self.batch_size,
+                lines,
+                head.sample,
+                head.temperature,
+                head.top_p,
+                head.seed,
+            )
         except Exception as err:  # noqa: BLE001 - every waiting request gets the error, the worker lives on
             for job in jobs:
                 job.done.set_exception(err)

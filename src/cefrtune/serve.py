@@ -37,10 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT
 from cefrtune.prompts import PromptStyle
 
-HOST, PORT = "127.0.0.1", 8000
-API_KEY_ENV = "CEFRTUNE_API_KEY"
+HOST, PORT, API_KEY_ENV = SERVE_HOST, SERVE_PORT, SERVE_API_KEY_ENV
 MAX_BODY_BYTES = 64 * 1024
 """Request bodies larger than this are refused (413)."""
 MAX_WORDS, MAX_WORD_CHARS, MAX_SENTENCE_CHARS = 10, 40, 300
@@ -52,16 +52,25 @@ WORD_PUNCTUATION = " -'’"
 PAGE_DIR = Path(__file__).parent / "page"
 
 
-def serve(model: str | None = None, host: str = HOST, port: int = PORT, api_key: str | None = None,
-          feedback_db: str | None = None) -> None:
+def serve(
+    model: str | None = None,
+    host: str = HOST,
+    port: int = PORT,
+    api_key: str | None = None,
+    feedback_db: str | None = None,
+    attempts: int | None = None,
+) -> None:
     """Load the model and answer HTTP requests until interrupted."""
     import uvicorn
 
     api_key = api_key or os.environ.get(API_KEY_ENV) or None
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-        raise ServeError(f"--host {host} opens the server to other machines: give an API key "
-                         f"(--api-key KEY or ${API_KEY_ENV}) or bind to 127.0.0.1")
-    app = create_app(model or newest_run(), api_key=api_key, feedback_db=feedback_db)
+        raise ServeError(
+            f"--host {host} opens the server to other machines: give an API key "
+            f"(--api-key KEY or ${API_KEY_ENV}) or bind to 127.0.0.1"
+        )
+    model = model or newest_run()
+    app = create_app(model, api_key=api_key, feedback_db=feedback_db, generator=load(model, attempts=attempts))
     print(f"cefrtune serve: {app.state.generator.name} on http://{host}:{port}/ (API docs at /docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
@@ -93,7 +102,9 @@ def newest_run(root: str | Path = "runs") -> str:
     """The merged model of the newest run under `root` that finished (has merged/ and metrics.json)."""
     runs = [p for p in Path(root).glob("*") if (p / "merged").is_dir() and (p / "metrics.json").exists()]
     if not runs:
-        raise ServeError(f"no finished run under {Path(root).resolve()} (run `cefrtune run` first, or pass --model DIR)")
+        raise ServeError(
+            f"no finished run under {Path(root).resolve()} (run `cefrtune run` first, or pass --model DIR)"
+        )
     return str(max(runs, key=lambda p: (p / "metrics.json").stat().st_mtime) / "merged")
 
 
@@ -119,12 +130,25 @@ class Generator:
 
         if self.complete is not None:
             return self.complete
-        return model_completer(self.model, self.tokenizer, self.style, self.scheduler.batch_size, temperature, top_p,
-                               decode=self.scheduler.decode_texts)
+        return model_completer(
+            self.model,
+            self.tokenizer,
+            self.style,
+            self.scheduler.batch_size,
+            temperature,
+            top_p,
+            decode=self.scheduler.decode_texts,
+        )
 
 
-def load(model_dir: str, batch_size: int | None = None, dtype: torch.dtype | None = None, decode=None,
-         attempts: int | None = None, max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS) -> Generator:
+def load(
+    model_dir: str,
+    batch_size: int | None = None,
+    dtype: torch.dtype | None = None,
+    decode=None,
+    attempts: int | None = None,
+    max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS,
+) -> Generator:
     """The model of `model_dir` ready to serve, the morphological analyser loaded (`decode`
     replaces cefrtune.decode.decode_tokens in tests)."""
     from cefrtune.config import RunConfig
@@ -136,7 +160,9 @@ def load(model_dir: str, batch_size: int | None = None, dtype: torch.dtype | Non
     if dtype is None:
         dtype = torch.bfloat16 if RunConfig.generation_dtype == "bf16" else torch.float32
     model, tokenizer, style = load_generator(model_dir, dtype=dtype)
-    scheduler = DecodeScheduler(model, tokenizer, batch_size or RunConfig.generation_batch_size, **({"decode": decode} if decode else {}))
+    scheduler = DecodeScheduler(
+        model, tokenizer, batch_size or RunConfig.generation_batch_size, **({"decode": decode} if decode else {})
+    )
     path = Path(model_dir).resolve()
     name = f"{path.parent.name}/{path.name}" if path.name in ("merged", "adapter") else path.name
     context = int(getattr(model.config, "max_position_embeddings", 0) or 32768)
@@ -154,17 +180,28 @@ def run_dir(model_dir: str | Path) -> Path:
 # ---- the application ------------------------------------------------------------------------
 
 
-def create_app(model_dir: str | None = None, api_key: str | None = None, feedback_db: str | Path | None = None,
-               generator: Generator | None = None):
+def create_app(
+    model_dir: str | None = None,
+    api_key: str | None = None,
+    feedback_db: str | Path | None = None,
+    generator: Generator | None = None,
+):
     """The FastAPI application over `model_dir` (or an already loaded `generator`)."""
     from cefrtune.feedback import FILENAME, FeedbackStore
 
     generator = generator or load(model_dir)
     feedback = FeedbackStore(feedback_db or run_dir(model_dir or ".") / FILENAME, generator.name)
-    app = FastAPI(title="cefrtune", version="0.1.0",
-                  description="CEFR word list -> level-appropriate Turkish sentences; OpenAI-compatible chat.",
-                  responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 413: {"model": ErrorBody},
-                             422: {"model": ErrorBody}})
+    app = FastAPI(
+        title="cefrtune",
+        version="0.1.0",
+        description="CEFR word list -> level-appropriate Turkish sentences; OpenAI-compatible chat.",
+        responses={
+            400: {"model": ErrorBody},
+            401: {"model": ErrorBody},
+            413: {"model": ErrorBody},
+            422: {"model": ErrorBody},
+        },
+    )
     app.state.generator, app.state.feedback = generator, feedback
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
@@ -173,7 +210,8 @@ def create_app(model_dir: str | None = None, api_key: str | None = None, feedbac
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-            "base-uri 'none'; frame-ancestors 'none'")
+            "base-uri 'none'; frame-ancestors 'none'"
+        )
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
@@ -196,7 +234,9 @@ def create_app(model_dir: str | None = None, api_key: str | None = None, feedbac
             return
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            raise ApiError(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'", "authorization")
+            raise ApiError(
+                401, "missing or wrong API key: send the header 'Authorization: Bearer KEY'", "authorization"
+            )
 
     guarded = [Depends(authorised)]
 
@@ -223,30 +263,45 @@ def create_app(model_dir: str | None = None, api_key: str | None = None, feedbac
         saved = feedback.add(body.level, body.word, body.index, body.sentence, body.rating, body.correction, body.words)
         return FeedbackSaved(id=saved)
 
-    @app.get("/v1/feedback", dependencies=guarded, response_class=StreamingResponse,
-             responses={200: {"content": {"application/x-ndjson": {}}, "description": "one JSON example per line"}})
+    @app.get(
+        "/v1/feedback",
+        dependencies=guarded,
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/x-ndjson": {}}, "description": "one JSON example per line"}},
+    )
     def export_feedback():
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in feedback.records())
-        return StreamingResponse(iter([lines]), media_type="application/x-ndjson",
-                                 headers={"Content-Disposition": 'attachment; filename="feedback.jsonl"'})
+        return StreamingResponse(
+            iter([lines]),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": 'attachment; filename="feedback.jsonl"'},
+        )
 
     @app.get("/v1/models", response_model=ModelList, dependencies=guarded)
     def models():
         return ModelList(data=[ModelCard(id=generator.name, created=int(time.time()))])
 
-    @app.post("/v1/chat/completions", dependencies=guarded,
-              responses={200: {"model": ChatCompletion, "content": {"text/event-stream": {}}},
-                         404: {"model": ErrorBody, "description": "a model this server does not serve"}})
+    @app.post(
+        "/v1/chat/completions",
+        dependencies=guarded,
+        responses={
+            200: {"model": ChatCompletion, "content": {"text/event-stream": {}}},
+            404: {"model": ErrorBody, "description": "a model this server does not serve"},
+        },
+    )
     async def chat(body: ChatRequest):
         if body.model != generator.name:
-            raise ApiError(404, f"model '{body.model}' is not served here; GET /v1/models lists '{generator.name}'", "model")
+            raise ApiError(
+                404, f"model '{body.model}' is not served here; GET /v1/models lists '{generator.name}'", "model"
+            )
         prompt, budget, n = chat_inputs(generator, body)
         rows = await run_in_threadpool(chat_decode, generator, body, prompt, budget, n)
         completion = chat_completion(generator, body, prompt, rows)
         if not body.stream:
             return JSONResponse(completion)
-        return StreamingResponse(chat_events(completion), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            chat_events(completion), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     return app
 
@@ -254,7 +309,8 @@ def create_app(model_dir: str | None = None, api_key: str | None = None, feedbac
 # ---- request and response bodies --------------------------------------------------------------
 
 Level = Literal["A1", "A2", "B1", "B2", "C1"]
-Word = Annotated[str, Field(min_length=1, max_length=MAX_WORD_CHARS, pattern=r"^[A-Za-zÇĞİÖŞÜÂÎÛçğıöşüâîû '’-]+$")]
+WORD_PATTERN = r"^[A-Za-zÇĞİÖŞÜÂÎÛçğıöşüâîû '’-]+$"
+Word = Annotated[str, Field(min_length=1, max_length=MAX_WORD_CHARS, pattern=WORD_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_SENTENCE_CHARS, pattern=r"^[^<>\x00-\x1f]+$")]
 
 
@@ -271,9 +327,12 @@ class ErrorBody(BaseModel):
 class SentencesRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: Level = Field(description="CEFR level, A1 to C1")
-    words: list[Word] = Field(min_length=1, max_length=MAX_WORDS,
-                              description=f"1 to {MAX_WORDS} Turkish words: letters, space, hyphen and apostrophe, "
-                                         f"at most {MAX_WORD_CHARS} characters each")
+    words: list[Word] = Field(
+        min_length=1,
+        max_length=MAX_WORDS,
+        description=f"1 to {MAX_WORDS} Turkish words: letters, space, hyphen and apostrophe, "
+        f"at most {MAX_WORD_CHARS} characters each",
+    )
     checked: bool = Field(True, description="regenerate failing sentences (false: check only)")
 
     @field_validator("words", mode="before")
@@ -284,8 +343,9 @@ class SentencesRequest(BaseModel):
 
 class RegenerateRequest(SentencesRequest):
     checked: bool = True
-    sentences: list[Text | None] = Field(min_length=1, max_length=MAX_WORDS,
-                                        description="the list as it stands (edited or not), one entry per word")
+    sentences: list[Text | None] = Field(
+        min_length=1, max_length=MAX_WORDS, description="the list as it stands (edited or not), one entry per word"
+    )
     index: int = Field(ge=1, le=MAX_WORDS, description="the number of the sentence to write again (1-based)")
 
     @field_validator("sentences", mode="before")
@@ -419,12 +479,24 @@ def generate_sentences(generator: Generator, body: SentencesRequest) -> dict:
         raise ApiError(400, str(err), "words") from err
     started = time.perf_counter()
     results, summary = generate_checked(
-        generator.model, generator.tokenizer, generator.style, [request],
-        attempts=generator.attempts if body.checked else 0, candidates=RunConfig.checked_candidates,
-        max_new_tokens=_budget(generator, request), complete=generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P))
+        generator.model,
+        generator.tokenizer,
+        generator.style,
+        [request],
+        attempts=generator.attempts if body.checked else 0,
+        candidates=RunConfig.checked_candidates,
+        max_new_tokens=_budget(generator, request),
+        complete=generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P),
+    )
     result = results[0]
-    return {"level": request.level, "words": request.words, "sentences": [_sentence_result(c) for c in result["checks"]],
-            "format_issues": result["issues"], "summary": summary, "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "level": request.level,
+        "words": request.words,
+        "sentences": [_sentence_result(c) for c in result["checks"]],
+        "format_issues": result["issues"],
+        "summary": summary,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
@@ -435,7 +507,9 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     from cefrtune.generate import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
 
     if len(body.sentences) != len(body.words):
-        raise ApiError(422, f"{len(body.sentences)} sentences for {len(body.words)} words: send one entry per word", "sentences")
+        raise ApiError(
+            422, f"{len(body.sentences)} sentences for {len(body.words)} words: send one entry per word", "sentences"
+        )
     if body.index > len(body.words):
         raise ApiError(422, f"index {body.index} is past the last word ({len(body.words)})", "index")
     try:
@@ -455,9 +529,17 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
             return ["\n".join(lines)]
         return model_complete(prompts, max_new_tokens, sample, seed, limits)
 
-    results, _ = generate_checked(generator.model, generator.tokenizer, generator.style, [request],
-                                  attempts=max(generator.attempts, 1), candidates=RunConfig.checked_candidates,
-                                  max_new_tokens=_budget(generator, request), seed=time.time_ns() % 2**31, complete=complete)
+    results, _ = generate_checked(
+        generator.model,
+        generator.tokenizer,
+        generator.style,
+        [request],
+        attempts=max(generator.attempts, 1),
+        candidates=RunConfig.checked_candidates,
+        max_new_tokens=_budget(generator, request),
+        seed=time.time_ns() % 2**31,
+        complete=complete,
+    )
     return _sentence_result(results[0]["checks"][j])
 
 
@@ -467,14 +549,23 @@ def _budget(generator: Generator, request) -> int:
     prompt = prompt_ids(generator.style.prompt(request.level, request.words, generator.tokenizer), generator.tokenizer)
     room = generator.context - len(prompt) - 1
     if room < 16:
-        raise ApiError(400, f"the prompt takes {len(prompt)} of the model's {generator.context} tokens: send fewer words", "words")
+        raise ApiError(
+            400, f"the prompt takes {len(prompt)} of the model's {generator.context} tokens: send fewer words", "words"
+        )
     return min(generator.max_new_tokens, room)
 
 
 def _sentence_result(check: dict) -> dict:
-    return {"index": check["index"], "word": check["word"], "sentence": check["sentence"], "passed": check["passed"],
-            "reasons": check["reasons"], "highlight": word_span(check["sentence"], check["word"]),
-            "attempts": check.get("attempts", 1), "samples": check.get("samples", 1)}
+    return {
+        "index": check["index"],
+        "word": check["word"],
+        "sentence": check["sentence"],
+        "passed": check["passed"],
+        "reasons": check["reasons"],
+        "highlight": word_span(check["sentence"], check["word"]),
+        "attempts": check.get("attempts", 1),
+        "samples": check.get("samples", 1),
+    }
 
 
 def word_span(sentence: str | None, word: str) -> list[int] | None:
@@ -506,19 +597,25 @@ def chat_inputs(generator: Generator, body: ChatRequest) -> tuple[list[int], int
     """The prompt's token ids (the conversation in the model's prompt style), the token budget and n."""
     from cefrtune.train import prompt_ids
 
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text_of(m.content)} for m in body.messages]
+    messages = [
+        {"role": "system" if m.role == "developer" else m.role, "content": _text_of(m.content)} for m in body.messages
+    ]
     if messages[-1]["role"] == "assistant":
         raise ApiError(422, "the last message is the assistant's: end with a user message", "messages")
     try:
         text = generator.style.chat_prompt(messages, generator.tokenizer)
-    except Exception as err:  # noqa: BLE001 - a chat template refusing the conversation (e.g. no system role)
+    except Exception as err:  # a chat template refusing the conversation (e.g. no system role)
         raise ApiError(422, f"the model's chat template refuses these messages: {err}", "messages") from err
     prompt = prompt_ids(text, generator.tokenizer)
     room = generator.context - len(prompt) - 1
     asked = body.max_completion_tokens or body.max_tokens
     if room < 1 or (asked and asked > room):
-        raise ApiError(400, f"the messages take {len(prompt)} tokens of the model's {generator.context}: "
-                            f"shorten them or lower max_tokens (at most {max(room, 0)} here)", "max_tokens")
+        raise ApiError(
+            400,
+            f"the messages take {len(prompt)} tokens of the model's {generator.context}: "
+            f"shorten them or lower max_tokens (at most {max(room, 0)} here)",
+            "max_tokens",
+        )
     return prompt, min(asked or DEFAULT_CHAT_TOKENS, room), body.n
 
 
@@ -527,8 +624,17 @@ def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budg
 
     sample = body.temperature > 0
     seed = body.seed if body.seed is not None else time.time_ns() % 2**31
-    return generator.scheduler.decode_tokens(None, None, [prompt] * n, budget, _stop_ids(generator.tokenizer, generator.style),
-                                             sample=sample, temperature=max(body.temperature, 1e-3), top_p=body.top_p, seed=seed)
+    return generator.scheduler.decode_tokens(
+        None,
+        None,
+        [prompt] * n,
+        budget,
+        _stop_ids(generator.tokenizer, generator.style),
+        sample=sample,
+        temperature=max(body.temperature, 1e-3),
+        top_p=body.top_p,
+        seed=seed,
+    )
 
 
 def chat_completion(generator: Generator, body: ChatRequest, prompt: list[int], rows: list[list[int]]) -> dict:
@@ -542,13 +648,22 @@ def chat_completion(generator: Generator, body: ChatRequest, prompt: list[int], 
         for stop in body.stop or []:
             if stop in text:
                 text, finish = text.split(stop, 1)[0], "stop"
-        choices.append({"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
-                        "logprobs": None})
+        choices.append(
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish, "logprobs": None}
+        )
     completion_tokens = sum(len(r) for r in rows)
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": generator.name, "choices": choices,
-            "usage": {"prompt_tokens": len(prompt), "completion_tokens": completion_tokens,
-                      "total_tokens": len(prompt) + completion_tokens}}
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": generator.name,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": len(prompt),
+            "completion_tokens": completion_tokens,
+            "total_tokens": len(prompt) + completion_tokens,
+        },
+    }
 
 
 def chat_events(completion: dict):
@@ -579,8 +694,12 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, param: str | None, headers=None):
-    kind = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large"}.get(status, "invalid_request_error")
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param}}, status_code=status, headers=headers)
+    kind = {401: "authentication_error", 404: "not_found_error", 413: "request_too_large"}.get(
+        status, "invalid_request_error"
+    )
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "param": param}}, status_code=status, headers=headers
+    )
 
 
 class BodyLimit:
@@ -638,7 +757,9 @@ def _word(word: str, i: int) -> str:
         raise ValueError(f"word {i} is longer than {MAX_WORD_CHARS} characters: one word (or a short phrase) per field")
     bad = sorted({c for c in word if c not in TURKISH_LETTERS and c not in WORD_PUNCTUATION})
     if bad:
-        raise ValueError(f"word {i} holds {', '.join(repr(c) for c in bad)}: use Turkish letters, space, hyphen or apostrophe only")
+        raise ValueError(
+            f"word {i} holds {', '.join(repr(c) for c in bad)}: use Turkish letters, space, hyphen or apostrophe only"
+        )
     return word
 
 
