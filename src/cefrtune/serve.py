@@ -9,7 +9,7 @@
   POST /v1/feedback                a thumbs up/down (and a correction) for one sentence, kept in SQLite
   GET  /v1/feedback                every verdict as JSONL examples (cefrtune.feedback)
   GET  /v1/models, POST /v1/chat/completions   for OpenAI clients (messages rendered by the model's prompt style)
-  GET  /health, GET /openapi.json, GET /docs
+  GET  /health, GET /openapi.json (the schema)
 Generation goes through cefrtune.generate (`generate_checked`, the same checks as `--checked`);
 every request's decoding goes through one `DecodeScheduler`, which merges concurrent requests
 into shared batches. It binds to 127.0.0.1 by default; any other address needs an API key
@@ -71,7 +71,7 @@ def serve(
         )
     model = model or newest_run()
     app = create_app(model, api_key=api_key, feedback_db=feedback_db, generator=load(model, attempts=attempts))
-    print(f"cefrtune serve: {app.state.generator.name} on http://{host}:{port}/ (API docs at /docs)", flush=True)
+    print(f"cefrtune serve: {app.state.generator.name} on http://{host}:{port}/ (schema: /openapi.json)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
@@ -195,6 +195,8 @@ def create_app(
         title="cefrtune",
         version="0.1.0",
         description="CEFR word list -> level-appropriate Turkish sentences; OpenAI-compatible chat.",
+        docs_url=None,  # the interactive docs load scripts from a CDN: the CSP (and no network) forbid it
+        redoc_url=None,
         responses={
             400: {"model": ErrorBody},
             401: {"model": ErrorBody},
