@@ -242,7 +242,7 @@ def create_app(
 
     guarded = [Depends(authorised)]
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page():
         return FileResponse(PAGE_DIR / "index.html", media_type="text/html; charset=utf-8")
 
