@@ -76,6 +76,19 @@ def page_server(model_dir, tmp_path_factory):
     uvicorn_server.should_exit = True
 
 
+def test_chat_prompt_renders_turns_in_the_models_prompt_style(tok, chat_tok):
+    from cefrtune.prompts import PromptStyle
+
+    messages = [{"role": "system", "content": "Kısa yaz."}, {"role": "user", "content": "Merhaba"},
+                {"role": "assistant", "content": "Merhaba!"}, {"role": "user", "content": "Bir cümle yaz."}]
+    gemma = PromptStyle.for_tokenizer(tok)
+    assert gemma.chat_prompt(messages) == (
+        "<start_of_turn>user\nKısa yaz.\n\nMerhaba<end_of_turn>\n<start_of_turn>model\nMerhaba!<end_of_turn>\n"
+        "<start_of_turn>user\nBir cümle yaz.<end_of_turn>\n<start_of_turn>model\n")
+    templated = PromptStyle.for_tokenizer(chat_tok).chat_prompt(messages[1:], chat_tok)
+    assert templated == "<|user|>\nMerhaba<|end|>\n<|assistant|>\nMerhaba!<|end|>\n<|user|>\nBir cümle yaz.<|end|>\n<|assistant|>\n"
+
+
 def test_openai_client_lists_the_model_and_chats_plain_and_streaming(server):
     from openai import OpenAI
 
@@ -255,7 +268,7 @@ def test_openapi_schema_fuzzed_without_a_server_error(model_dir, tmp_path):
         str(tmp_path),
     ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
     finally:
         uvicorn_server.should_exit = True
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
