@@ -122,3 +122,11 @@ def test_fluency_scores_are_the_models_log_probabilities():
             logits = model(ids).logits[0, len(prompt) - 1 : -1].float().log_softmax(-1)
         expected = logits.gather(-1, torch.tensor(written)[:, None]).sum().item()
         assert total == pytest.approx(expected, abs=1e-3)
+
+
+def test_per_row_budgets_give_each_row_what_its_own_budget_gives():
+    model = tiny.llama(300).eval()
+    rows = prompts(300, [6, 11, 9])
+    merged = decode_batch(model, rows, [3, 12, 7], [], PAD)
+    assert [len(r) for r in merged] == [3, 12, 7]
+    assert merged == [decode_batch(model, [row], budget, [], PAD)[0] for row, budget in zip(rows, [3, 12, 7])]

@@ -8,6 +8,7 @@
     cefrtune generate --model DIR --level A1 --words "ev,su,..." [--input FILE --output FILE]
     cefrtune rate sheet --source NAME=PATH [--source ...] --out DIR [--seed 0] [--per-source N] [--force]
     cefrtune rate score SHEET... --key DIR/key.csv [--rater NAME ...] [--json] [--out ratings.jsonl]
+    cefrtune serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import json
 import sys
 
-from cefrtune.config import RunConfig
+from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT, RunConfig
 from cefrtune.errors import UserError
 
 REPORT_HINT = ("cefrtune: unexpected error (a bug in cefrtune, not in what you gave it). Please report it with the "
@@ -133,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=384)
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("serve", help="the teacher page and an HTTP API (OpenAI-compatible chat) over a model")
+    p.add_argument("--model", default=None, help="merged or adapter folder (default: the newest finished run under runs/)")
+    p.add_argument("--host", default=SERVE_HOST, help="address to bind; anything but loopback needs --api-key")
+    p.add_argument("--port", type=int, default=SERVE_PORT)
+    p.add_argument("--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${SERVE_API_KEY_ENV})")
+    p.add_argument("--feedback-db", default=None, help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)")
+    p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds for failing sentences")
+    p.set_defaults(func=_serve)
     p = data.add_parser("wordlists", help="check the word lists (one level per word, frequency by level)")
     p.add_argument("--write", action="store_true", help="recompute the zipf column in place")
     p.add_argument("--json", action="store_true")
@@ -345,6 +355,17 @@ def _generate(args) -> int:
             print(f"{i}. {sentence if sentence else '(missing)'}{flag}")
         if result.get("issues"):
             print("format: " + "; ".join(result["issues"]), file=sys.stderr)
+    return 0
+
+
+def _serve(args) -> int:
+    from cefrtune.serve import ServeError, serve
+
+    try:
+        serve(args.model, args.host, args.port, args.api_key, args.feedback_db, args.attempts)
+    except ServeError as err:
+        print(f"cefrtune: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -298,3 +298,10 @@ def validate(config: RunConfig, source: str = "config") -> None:
 
 def to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+# --- `cefrtune serve` ---
+SERVE_HOST, SERVE_PORT = "127.0.0.1", 8000
+"""Where `cefrtune serve` listens by default: loopback only; any other host needs an API key."""
+SERVE_API_KEY_ENV = "CEFRTUNE_API_KEY"
+"""The environment variable `cefrtune serve` reads its API key from when --api-key is not given."""

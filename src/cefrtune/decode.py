@@ -29,31 +29,43 @@ from cefrtune import memory
 SAMPLE_TOP_K = 64
 
 
-def decode_texts(model, tokenizer, prompts: list[list[int]], max_new_tokens: int, stop_ids: list[int],
+def decode_texts(model, tokenizer, prompts: list[list[int]], max_new_tokens: int | list[int], stop_ids: list[int],
                  batch_size: int = 32, lines: list[int] | None = None, sample: bool = False, temperature: float = 0.8,
                  top_p: float = 0.95, seed: int = 0, progress: bool = False, desc: str = "generate",
                  scores: list[float] | None = None) -> list[str]:
     """The text each prompt's continuation decodes to (special tokens dropped), in prompt order.
     Prompts are decoded shortest first, `batch_size` different prompts at a time; a sampled batch is seeded with
-    `seed` + the index of its first prompt, so the same call gives the same text. A `scores` list receives, in
-    prompt order, the model's mean log-probability per written token (its own distribution, before temperature
-    and top-k/top-p): how fluent the model finds what it wrote."""
+    `seed` + the index of its first prompt, so the same call gives the same text. `max_new_tokens` is one
+    budget for all prompts or one per prompt (the server's scheduler merges requests with different budgets).
+    A `scores` list receives, in prompt order, the model's mean log-probability per written token (its own
+    distribution, before temperature and top-k/top-p): how fluent the model finds what it wrote."""
+    tokens = decode_tokens(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample, temperature,
+                           top_p, seed, progress, desc, scores)
+    return [tokenizer.decode(row, skip_special_tokens=True) for row in tokens]
+
+
+def decode_tokens(model, tokenizer, prompts: list[list[int]], max_new_tokens: int | list[int], stop_ids: list[int],
+                  batch_size: int = 32, lines: list[int] | None = None, sample: bool = False, temperature: float = 0.8,
+                  top_p: float = 0.95, seed: int = 0, progress: bool = False, desc: str = "generate",
+                  scores: list[float] | None = None) -> list[list[int]]:
+    """`decode_texts`, before decoding: the token ids each prompt's row wrote, its stop token included."""
     from tqdm.auto import tqdm
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     breaks_in = NewlineCounter(tokenizer)
     batches = _batches(prompts, batch_size)
-    outputs: list[str] = [""] * len(prompts)
+    outputs: list[list[int]] = [[] for _ in prompts]
     fluency: list[float] = [0.0] * len(prompts)
     model.eval()
     for batch in tqdm(batches, desc=desc, unit="batch", disable=not progress):
         sampler = TopKTopPSampler(SAMPLE_TOP_K, top_p, temperature, seed + batch[0]) if sample else None
         limits = [lines[i] for i in batch] if lines else None
+        budget = [max_new_tokens[i] for i in batch] if isinstance(max_new_tokens, list) else max_new_tokens
         logprobs: list[float] | None = [] if scores is not None else None
-        tokens = decode_batch(model, [prompts[i] for i in batch], max_new_tokens, stop_ids, pad, limits, breaks_in, sampler,
+        tokens = decode_batch(model, [prompts[i] for i in batch], budget, stop_ids, pad, limits, breaks_in, sampler,
                               logprobs)
         for row, (i, written) in enumerate(zip(batch, tokens)):
-            outputs[i] = tokenizer.decode(written, skip_special_tokens=True)
+            outputs[i] = written
             if logprobs is not None:
                 fluency[i] = logprobs[row] / max(len(written), 1)
         memory.trim_if_above()
@@ -79,12 +91,14 @@ def _batches(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def decode_batch(model, prompts: list[list[int]], max_new_tokens: int, stop_ids: list[int], pad_id: int,
+def decode_batch(model, prompts: list[list[int]], max_new_tokens: int | list[int], stop_ids: list[int], pad_id: int,
                  limits: list[int] | None = None, breaks_in=None, sampler=None,
                  logprobs: list[float] | None = None) -> list[list[int]]:
     """The tokens each prompt's row writes, its stop token included. `breaks_in(token)` counts
-    the line breaks a token carries (needed with `limits`). A `logprobs` list receives each row's summed
-    log-probability of its tokens under the model."""
+    the line breaks a token carries (needed with `limits`); `max_new_tokens` may be one budget per row.
+    A `logprobs` list receives each row's summed log-probability of its tokens under the model."""
+    budgets = max_new_tokens if isinstance(max_new_tokens, list) else None
+    max_new_tokens = max(budgets) if budgets else max_new_tokens
     device = next(model.parameters()).device
     distinct: dict[tuple[int, ...], int] = {}
     prompt_of_row = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
@@ -121,7 +135,8 @@ def decode_batch(model, prompts: list[list[int]], max_new_tokens: int, stop_ids:
             written[prompt].append(token)
             if limits is not None:
                 breaks[prompt] += breaks_in(token)
-            if token not in stop and not (limits is not None and breaks[prompt] >= limits[prompt]):
+            if token not in stop and not (limits is not None and breaks[prompt] >= limits[prompt]) \
+                    and not (budgets is not None and len(written[prompt]) >= budgets[prompt]):
                 keep.append(row)
         if not keep or step == max_new_tokens - 1:
             break

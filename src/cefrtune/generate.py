@@ -42,6 +42,8 @@ FREE_CANDIDATES = 1
 """... and in each unsteered round. Measured in benchmarks/checked_generation.py with the default
 run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the free round, then 4
 steered: 100 %, and the fastest of the three with several candidates."""
+CHECKED_TEMPERATURE, CHECKED_TOP_P = 0.9, 0.95
+"""The sampler of checked generation's regeneration rounds."""
 
 
 RESULTS_CHUNK = 32
@@ -109,7 +111,7 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     if attempts < 0 or candidates < 1 or free_candidates < 1:
         raise ValueError(f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})")
     started = time.perf_counter()
-    complete = complete or model_completer(model, tokenizer, style, batch_size, 0.9, 0.95, progress)
+    complete = complete or model_completer(model, tokenizer, style, batch_size, CHECKED_TEMPERATURE, CHECKED_TOP_P, progress)
     results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
     train_keys = frozenset(sentence_key(s) for s in train_sentences or [])
     tries = [[1] * len(r["words"]) for r in results]  # rounds that wrote this sentence
@@ -245,15 +247,17 @@ def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
     return sorted(ids)
 
 
-def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95, progress: bool = False):
+def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95, progress: bool = False,
+                    decode=decode_texts):
     """A `complete` function over a Hugging Face model (cefrtune.decode: batched, left-padded,
-    shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines."""
+    shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines. `decode`
+    replaces `decode_texts` (the server's scheduler, which batches concurrent requests together)."""
     stop_ids = _stop_ids(tokenizer, style)
 
     def complete(prompts, max_new_tokens, sample, seed, lines, scores=None):
         desc = "regenerate" if max(lines, default=0) == 1 else "generate"
-        return decode_texts(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample,
-                            temperature, top_p, seed, progress, desc, scores)
+        return decode(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample,
+                      temperature, top_p, seed, progress, desc, scores=scores)
 
     return complete
 

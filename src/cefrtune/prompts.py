@@ -83,6 +83,28 @@ class PromptStyle:
             return _chat(tokenizer, self.template, [{"role": "user", "content": message}], add_generation_prompt=True)
         return self.user_prefix + message + self.assistant_prefix
 
+    def chat_prompt(self, messages: list[dict], tokenizer=None) -> str:
+        """A conversation ({role, content} dicts, ending with the user) as the model is prompted:
+        through the chat template, or this style's turn strings (system text opens the first user turn)."""
+        if self.kind == "chat_template":
+            return _chat(tokenizer, self.template, messages, add_generation_prompt=True)
+        turns: list[list] = []  # [user text, assistant text or None]
+        for message in messages:
+            if message["role"] == "assistant":
+                if not turns or turns[-1][1] is not None:
+                    turns.append(["", None])
+                turns[-1][1] = message["content"]
+            elif turns and turns[-1][1] is None:
+                turns[-1][0] += "\n\n" + message["content"]
+            else:
+                turns.append([message["content"], None])
+        text = ""
+        for user, assistant in turns:
+            text += self.user_prefix + user.strip() + self.assistant_prefix
+            if assistant is not None:
+                text += assistant + self.assistant_suffix
+        return text
+
     def response(self, sentences: list[str], words: list[str] | None = None, tokenizer=None) -> str:
         """The answer text, end-of-turn marker included (what training teaches the model to write)."""
         body = self.response_body(sentences, words)
