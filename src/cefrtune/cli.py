@@ -6,6 +6,7 @@
     cefrtune run [--config PRESET] [--output DIR] [--level A1|all|A1,B1] [--resume]
     cefrtune eval --model DIR --data FILE [--json]
     cefrtune generate --model DIR --level A1 --words "ev,su,..." [--input FILE --output FILE]
+    cefrtune export RUN --gguf [--quant q8_0|f16|q4_k_m] [--ollama] [--output DIR]
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=384)
     p.set_defaults(func=_generate)
+    from cefrtune.export import DEFAULT_QUANT, QUANTS
+
+    p = sub.add_parser("export", help="a run's merged model as one GGUF file for llama.cpp (and an Ollama Modelfile)")
+    p.add_argument("run", help="run folder (or a merged model folder cefrtune wrote)")
+    p.add_argument("--gguf", action="store_true", help="write a GGUF file (the export format)")
+    p.add_argument("--quant", choices=QUANTS, default=DEFAULT_QUANT, help=f"weights in the GGUF (default {DEFAULT_QUANT})")
+    p.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile beside the GGUF")
+    p.add_argument("--output", default=None, help="folder for the files (default: RUN/gguf)")
+    p.set_defaults(func=_export)
+
     p = data.add_parser("wordlists", help="check the word lists (one level per word, frequency by level)")
     p.add_argument("--write", action="store_true", help="recompute the zipf column in place")
     p.add_argument("--json", action="store_true")
@@ -103,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_data_levels)
     return parser
+
+
+def _export(args) -> int:
+    from cefrtune.export import export
+
+    if not args.gguf:
+        print("cefrtune export: say which format: --gguf (the only one so far)", file=sys.stderr)
+        return 2
+    result = export(args.run, quant=args.quant, ollama=args.ollama, out_dir=args.output)
+    print(f"GGUF ({args.quant}, {result['bytes'] / 1e6:.0f} MB): {result['gguf']}")
+    if result["modelfile"]:
+        print(f"Ollama Modelfile: {result['modelfile']}  (ollama create NAME -f {result['modelfile']})")
+    return 0
 
 
 def _data_wordlists(args) -> int:
