@@ -44,7 +44,17 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert metrics["total_steps"] == math.ceil(metrics["train_examples"] / metrics["effective_batch"]) * 2
     assert metrics["steps_run"] == metrics["total_steps"] and not metrics["stopped_early"]
     assert set(metrics["peak_rss_mb_after_stage"]) == {"train", "evaluate_and_merge", "generate_baseline", "generate_tuned"}
-    assert metrics["merge_check"]["relative_difference"] < 1e-3
+    check = metrics["merge_check"]
+    assert check["merged_dtype"] == "bf16" and check["relative_difference"] < check["tolerance"] == 2e-3
+    merged_config = json.loads((out / "merged" / "config.json").read_text())
+    assert merged_config["dtype"] == "bfloat16"
+    generation = json.loads((out / "merged" / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [1, 106] and generation["max_new_tokens"] > 100 and not generation.get("do_sample")
+    for folder in ("merged", "adapter"):  # model cards with Hugging Face metadata
+        card = (out / folder / "README.md").read_text()
+        assert card.startswith("---\nbase_model: google/gemma-3-270m\nlicense: gemma\n") and "Gemma Terms of Use" in card
+        assert "apply_chat_template" in card and "| answer loss (NLL/token) |" in card
+    assert json.loads((out / "adapter" / "cefrtune_model.json").read_text())["base_model_original"] == "google/gemma-3-270m"
     assert metrics["reference_generation"]["format_valid"] == 1.0
     report = (out / "report.md").read_text()
     assert "Baseline comparison" in report and "loss_curve.png" in report

@@ -12,8 +12,10 @@ def _ids(rendered) -> list[int]:
 
 
 def _styles(tok):
-    return {"gemma_turns": PromptStyle.for_tokenizer(tok),
-            "plain": PromptStyle("plain", *PLAIN, stop_strings=[tok.eos_token])}
+    return {
+        "gemma_turns": PromptStyle.for_tokenizer(tok),
+        "plain": PromptStyle("plain", *PLAIN, stop_strings=[tok.eos_token]),
+    }
 
 
 @pytest.mark.parametrize("kind", ["gemma_turns", "plain"])
@@ -38,8 +40,11 @@ def test_saved_chat_template_renders_the_training_prompt(kind, tok, examples, tm
 def test_chat_template_refuses_a_system_message(tok):
     style = PromptStyle.for_tokenizer(tok)
     with pytest.raises(Exception, match="user and assistant messages only"):
-        tok.apply_chat_template([{"role": "system", "content": "x"}, {"role": "user", "content": "y"}],
-                                chat_template=style.chat_template(), tokenize=False)
+        tok.apply_chat_template(
+            [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}],
+            chat_template=style.chat_template(),
+            tokenize=False,
+        )
 
 
 def test_a_model_with_its_own_chat_template_keeps_it(chat_tok):

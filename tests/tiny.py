@@ -58,3 +58,17 @@ def save(model, tok, folder) -> str:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return str(folder)
+
+
+def gemma3_embedded_vocab(seed: int = 0):
+    """A tiny Gemma-3 with the embedded model's 262,144-token vocabulary (random weights), for the
+    GGUF export: llama.cpp needs the real tokenizer. query_pre_attn_scalar = head_dim, as llama.cpp
+    assumes for Gemma-3."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32,
+                              max_position_embeddings=1024, sliding_window=512, tie_word_embeddings=True,
+                              initializer_range=0.1, bos_token_id=2, eos_token_id=1, pad_token_id=0)
+    return Gemma3ForCausalLM(config)

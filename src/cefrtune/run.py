@@ -26,7 +26,13 @@ from cefrtune.data import split_examples
 from cefrtune.errors import UserError
 from cefrtune.examples import DataError, load_examples, recover_folder, write_examples, write_text_atomic
 
-MERGE_TOLERANCE = 1e-3
+# The merge check's limit on |merged - adapter-on-base| / adapter-on-base response loss, by the
+# dtype merged/ is saved in. fp32: the merge itself is exact up to summation order. bf16 keeps 8
+# significant bits (each weight rounded by up to 2^-9 of itself): saving the embedded base in bf16
+# moved its response loss on 6 A1 eval examples by 6.9e-5 relative (2.873743 -> 2.873940). A wrong
+# merge moves it far more: a lost end-of-turn row alone costs ~5 nats at one answer token in ~170,
+# about 3e-2 relative. 2e-3 is ~30x the rounding and still catches that.
+MERGE_TOLERANCE = {"fp32": 1e-3, "bf16": 2e-3}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -91,6 +97,10 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
 
     base_model, tokenizer, resolved = models.load(config.model, dtype=torch.float32)
     style = PromptStyle.load(result.adapter_dir)
+    # adapter_config.json names a folder on this machine; this names the base anyone can get.
+    write_text_atomic(result.adapter_dir / "cefrtune_model.json", json.dumps(
+        {"base_model": config.model, "base_model_original": models.ORIGINALS.get(config.model, config.model),
+         "base_model_source": resolved.source, "base_model_revision": resolved.revision, "level": config.level}, indent=2))
     longest = max(len(f["input_ids"]) for f in tokenize_examples(train_examples + eval_examples, tokenizer, style, "full", None))
     print("cefrtune: evaluating the baseline and the tuned model ...", flush=True)
     baseline = loss_metrics(base_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
@@ -100,7 +110,11 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     peft_model = PeftModel.from_pretrained(base_model, result.adapter_dir)
     adapter = loss_metrics(peft_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     info = {"base_model_revision": resolved.revision, "level": config.level, "run_dir": str(run_dir)}
-    merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info)
+    from cefrtune.generate import default_max_new_tokens
+
+    max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
+    merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info,
+          dtype=config.merged_dtype, max_new_tokens=max_new)
     peaks["evaluate_and_merge"] = memory.peak_rss_mb()
     del peft_model, base_model
     memory.release()
@@ -110,19 +124,19 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)  # what users will load
     tuned = loss_metrics(merged, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     difference = abs(tuned["response_loss"] - adapter["response_loss"]) / adapter["response_loss"]
-    if difference > MERGE_TOLERANCE:
+    tolerance = MERGE_TOLERANCE[config.merged_dtype]
+    if difference > tolerance:
         raise MergeMismatch(
             f"merged model response loss {tuned['response_loss']:.6f} differs from adapter-on-base "
-            f"{adapter['response_loss']:.6f} by {difference:.2e} (> {MERGE_TOLERANCE}); the merged model is not trustworthy"
+            f"{adapter['response_loss']:.6f} by {difference:.2e} (> {tolerance}, {config.merged_dtype}); "
+            "the merged model is not trustworthy"
         )
     samples = []
     reference = {}
     if config.generate:
-        from cefrtune.generate import default_max_new_tokens
         from cefrtune.metrics import score
 
         gen_dtype = DTYPES[config.generation_dtype]
-        max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
         train_sentences = [s for e in train_examples for s in e.sentences]
         merged = models.to_dtype(merged, gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
         memory.release()
@@ -147,6 +161,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     for side in (baseline, tuned):
         side.pop("generation_sentences", None)
     report.write(run_dir, metrics, result.history, samples)
+    from cefrtune.modelcard import write_cards
+
+    write_cards(run_dir, metrics, style, tokenizer)
     print(summary(metrics), flush=True)
     return run_dir
 
@@ -210,7 +227,8 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "baseline": baseline,
         "tuned": tuned,
         "adapter_on_base": adapter,
-        "merge_check": {"adapter": adapter["response_loss"], "merged": tuned["response_loss"], "relative_difference": difference},
+        "merge_check": {"adapter": adapter["response_loss"], "merged": tuned["response_loss"], "relative_difference": difference,
+                        "merged_dtype": config.merged_dtype, "tolerance": MERGE_TOLERANCE[config.merged_dtype]},
         "run_wall_s": round(wall, 1),
         "peak_rss_mb": memory.peak_rss_mb(),
         "peak_rss_mb_after_stage": peaks,
@@ -219,7 +237,7 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
     if reference:
         metrics["reference_generation"] = reference
     for key in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
-                "max_steps", "early_stopping_patience", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype"):
+                "max_steps", "early_stopping_patience", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype", "train_stop_token", "merged_dtype"):
         metrics[key] = cfg[key]
     return metrics
 
