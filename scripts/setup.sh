@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv with cefrtune and its test tools. Safe to rerun.
-# --test also installs Debian's chromium for the teacher page's browser test (Playwright drives it;
-# no browser is downloaded by Playwright).
+# Create .venv with cefrtune (what `cefrtune run` needs). Safe to rerun.
+# --test also installs the test tools, llama.cpp (for the export tests) and Debian's chromium for the
+# teacher page's browser test (Playwright drives it; no browser is downloaded by Playwright).
 # torch is pinned to the CPU build that pip finds on this kind of machine; an unpinned `torch`
 # can pull a multi-GB CUDA build.
 set -euo pipefail
@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
+if [ "${1:-}" != "--test" ]; then
+    .venv/bin/python -m pip install -q -e .
+    exit 0
+fi
 # llama.cpp (llama-cpp-python) for `cefrtune export --quant q4_k_m` and the export tests: PyPI has
 # only its source package, so it is built once (CPU only, portable flags, several minutes) into a
 # wheel cache outside the repository, keyed by version, and installed from there on every rerun.
@@ -23,7 +27,7 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 .venv/bin/python -m pip install -q "$WHEELS"/llama_cpp_python-*.whl
 .venv/bin/python -m pip install -q -e ".[test]"
-if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
+if [ ! -x /usr/bin/chromium ]; then
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
     $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium
 fi
