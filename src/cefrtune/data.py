@@ -32,8 +32,8 @@ FILLER_PATTERN_LIMIT = 0.02
 # NEAR_DUPLICATE_MIN_WORDS overlap by chance and are left out.
 NEAR_DUPLICATE_OVERLAP = 0.5
 NEAR_DUPLICATE_MIN_WORDS = 3
-# The levels whose sentences are compared (A1 joins once its rewrite is done).
-NEAR_DUPLICATE_LEVELS = ("A2", "B1", "B2", "C1")
+# The levels whose sentences are compared: all of them.
+NEAR_DUPLICATE_LEVELS = LEVELS
 # One grammar feature of a level's own (B2's -DIkçA, A2's -mAlI) may be in at most this share of the
 # level's sentences: a level that leans on one feature bends its sentences to fit it.
 GRAMMAR_FEATURE_CAP = 0.2
