@@ -50,5 +50,6 @@ def test_new_words_are_never_trained_on():
     a1 = load_examples(data_dir() / "a1.jsonl")
     new = _new_words()
     assert not new & {fold(w) for e in a1 for w in e.words}
-    a1_lemmas = {lemma for e in a1 for s in e.sentences for token in analyse_sentence(s) for lemma in token.lemmas}
+    a1_lemmas = {lemma for e in a1 for s in e.sentences for token in analyse_sentence(s) if not token.proper
+                 for lemma in token.lemmas}  # names aside: the analyser reads `Kanada'da` as kanat
     assert sorted(new & a1_lemmas) == []

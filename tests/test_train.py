@@ -58,7 +58,8 @@ def test_merged_equals_base_plus_adapter(arch, tok, examples, tmp_path):
     ids = torch.tensor([tok("Evde kimse yok 1 2 3")["input_ids"]])
     with torch.no_grad():
         expected = peft_model(input_ids=ids).logits
-    merged = merge("tiny", tmp_path / "adapter", tmp_path / "merged", base_model=peft_model, tokenizer=tok)
+    # fp32 here, for an exact comparison (merged/ is saved in bf16 by default; the run's merge check covers that)
+    merged = merge("tiny", tmp_path / "adapter", tmp_path / "merged", base_model=peft_model, tokenizer=tok, dtype="fp32")
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
     from transformers import AutoModelForCausalLM
