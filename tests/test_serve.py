@@ -57,7 +57,7 @@ def server(model_dir, tmp_path_factory):
     uvicorn_server.should_exit = True
 
 
-def scripted(prompts, max_new_tokens, sample, seed, lines):
+def scripted(prompts, max_new_tokens, sample, seed, lines, scores=None):
     """The list (sentence 7 misses its word) for a whole-list prompt, NEW_THIRD for a single sentence."""
     if lines and lines[0] > 1:
         return ["\n".join(f"{i}. {s}" for i, s in enumerate(SENTENCES, start=1))] * len(prompts)

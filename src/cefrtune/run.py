@@ -31,8 +31,9 @@ from cefrtune.examples import DataError, load_examples, recover_folder, write_ex
 # significant bits (each weight rounded by up to 2^-9 of itself): saving the embedded base in bf16
 # moved its response loss on 6 A1 eval examples by 6.9e-5 relative (2.873743 -> 2.873940). A wrong
 # merge moves it far more: a lost end-of-turn row alone costs ~5 nats at one answer token in ~170,
-# about 3e-2 relative. 2e-3 is ~30x the rounding and still catches that.
-MERGE_TOLERANCE = {"fp32": 1e-3, "bf16": 2e-3}
+# about 3e-2 relative. A tuned model's LoRA deltas are rounded too: the smoke run's bf16 merged model
+# moved by 2.9e-3. 1e-2 leaves that room and still catches a broken merge.
+MERGE_TOLERANCE = {"fp32": 1e-3, "bf16": 1e-2}
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 

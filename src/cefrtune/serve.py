@@ -525,11 +525,11 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     model_complete = generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P)
     first = [True]
 
-    def complete(prompts, max_new_tokens, sample, seed, limits):
+    def complete(prompts, max_new_tokens, sample, seed, limits, scores=None):
         if first[0]:
             first[0] = False
             return ["\n".join(lines)]
-        return model_complete(prompts, max_new_tokens, sample, seed, limits)
+        return model_complete(prompts, max_new_tokens, sample, seed, limits, scores=scores)
 
     results, _ = generate_checked(
         generator.model,
