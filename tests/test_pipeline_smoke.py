@@ -7,6 +7,7 @@ import math
 import pytest
 
 from cefrtune.cli import main
+from cefrtune.run import MERGE_TOLERANCE
 
 REQUIRED = ["level", "base_model", "train_examples", "eval_examples", "max_seq_length", "steps_per_epoch", "total_steps",
             "train_runtime_s", "train_tokens_per_s", "initial_train_loss", "final_train_loss", "best_eval_loss",
@@ -45,7 +46,7 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
     assert metrics["steps_run"] == metrics["total_steps"] and not metrics["stopped_early"]
     assert set(metrics["peak_rss_mb_after_stage"]) == {"train", "evaluate_and_merge", "generate_baseline", "generate_tuned"}
     check = metrics["merge_check"]
-    assert check["merged_dtype"] == "bf16" and check["relative_difference"] < check["tolerance"] == 2e-3
+    assert check["merged_dtype"] == "bf16" and check["relative_difference"] < check["tolerance"] == MERGE_TOLERANCE["bf16"]
     merged_config = json.loads((out / "merged" / "config.json").read_text())
     assert merged_config["dtype"] == "bfloat16"
     generation = json.loads((out / "merged" / "generation_config.json").read_text())
