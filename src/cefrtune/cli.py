@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checked", action="store_true", help="check every sentence and regenerate failing ones")
     p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds in checked mode")
     p.add_argument("--candidates", type=int, default=RunConfig.checked_candidates,
-                   help="checked mode: sentences sampled for each failing sentence in a steered round (the most fluent passing one is kept)")
+                   help="checked mode: sentences sampled for each failing sentence in a steered round "
+                        "(the most fluent passing one is kept)")
     p.add_argument("--free-attempts", type=int, default=None,
                    help="checked mode: unsteered rounds before the word's stem is written for the model "
                         "(default: cefrtune.generate.FREE_ATTEMPTS; -1: never steer)")

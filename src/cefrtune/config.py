@@ -132,7 +132,8 @@ class RunConfig:
     """Checked generation: regeneration rounds for failing sentences (0 turns checked mode off)."""
     checked_candidates: int = 4
     """Checked generation: sentences sampled for each failing sentence in a steered round (the
-    passing one the model finds most fluent is kept; a free round samples one). Measured in benchmarks/checked_generation.py."""
+    passing one the model finds most fluent is kept; a free round samples one). Measured in
+    benchmarks/checked_generation.py."""
     name_words: bool = False
     """Response format `1. ev — sentence` (word named first), trained in and stripped on output."""
 

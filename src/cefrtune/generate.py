@@ -105,13 +105,15 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     The first `free_attempts` rounds sample freely, later rounds are steered (the word's stem
     starts the sentence); None never steers. Each steered round samples `candidates` sentences for
     every failing one, each free round `free_candidates` (None: as many), batched, and keeps the
-    passing one the model finds most fluent (highest mean log-probability per token). Returns the results (each sentence with its checks) and a summary: pass
-    rates before and after, mean rounds and samples per sentence, sentences per second."""
+    passing one the model finds most fluent (highest mean log-probability per token). Returns the
+    results (each sentence with its checks) and a summary: pass rates before and after, mean rounds
+    and samples per sentence, sentences per second."""
     free_candidates = candidates if free_candidates is None else free_candidates
     if attempts < 0 or candidates < 1 or free_candidates < 1:
         raise ValueError(f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})")
     started = time.perf_counter()
-    complete = complete or model_completer(model, tokenizer, style, batch_size, CHECKED_TEMPERATURE, CHECKED_TOP_P, progress)
+    complete = complete or model_completer(model, tokenizer, style, batch_size, CHECKED_TEMPERATURE, CHECKED_TOP_P,
+                                           progress)
     results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
     train_keys = frozenset(sentence_key(s) for s in train_sentences or [])
     tries = [[1] * len(r["words"]) for r in results]  # rounds that wrote this sentence
@@ -128,8 +130,8 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
         k = candidates if steering else free_candidates
         fluency: list[float] = []
-        texts = complete([p for p in prefixes for _ in range(k)], sentence_budget, True, seed + attempt, [1] * (len(prefixes) * k),
-                         scores=fluency)
+        rows = [p for p in prefixes for _ in range(k)]
+        texts = complete(rows, sentence_budget, True, seed + attempt, [1] * len(rows), scores=fluency)
         for n, (i, j) in enumerate(failing):
             tries[i][j] += 1
             samples[i][j] += k  # all were generated, whichever is kept
@@ -247,8 +249,8 @@ def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
     return sorted(ids)
 
 
-def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95, progress: bool = False,
-                    decode=decode_texts):
+def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
+                    progress: bool = False, decode=decode_texts):
     """A `complete` function over a Hugging Face model (cefrtune.decode: batched, left-padded,
     shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines. `decode`
     replaces `decode_texts` (the server's scheduler, which batches concurrent requests together)."""

@@ -32,11 +32,13 @@ from cefrtune.turkish import DERIVATIONS, Token, analyse_sentence, analyse_word,
 CONTENT_POS = frozenset({"Noun", "Verb", "Adj"})
 # Words that recur in natural sentences without saying the same thing twice.
 # (`pazar` is also Sunday and `saat` also an hour: `Pazar günü pazara gittik`, `Duvar saati her saat çalar`.)
-LIGHT_LEMMAS = frozenset({"olmak", "etmek", "var", "yok", "değil", "gün", "zaman", "şey", "kez", "defa", "pazar", "saat"})
+LIGHT_LEMMAS = frozenset({"olmak", "etmek", "var", "yok", "değil", "gün", "zaman", "şey", "kez", "defa",
+                          "pazar", "saat"})
 POSSESSIVES = frozenset({"P1sg", "P2sg", "P3sg", "P1pl", "P2pl", "P3pl"})
 COMPARISON_WORDS = frozenset({"benzemek", "gibi", "göre", "kadar", "daha", "yerine", "benzer", "aynı"})
 # A verb, a copula on a noun (`mavi-yim`, `evde-ydi`) or one of these makes a predicate.
-PREDICATE_WORDS = frozenset({"var", "yok", "değil", "lazım", "gerek", "evet", "hayır", "merhaba", "lütfen", "teşekkürler"})
+PREDICATE_WORDS = frozenset({"var", "yok", "değil", "lazım", "gerek", "evet", "hayır", "merhaba", "lütfen",
+                             "teşekkürler"})
 _GLUED = re.compile(r"[a-zçğıöşüâîû][.!?;:,][A-Za-zÇĞİÖŞÜçğıöşü]")
 _INNER_CAPITAL = re.compile(r"[a-zçğıöşü][A-ZÇĞİÖŞÜ]")
 _NON_TURKISH_LETTER = re.compile(r"[qwxQWX]")
@@ -114,7 +116,8 @@ def spelling(tokens: list[Token]) -> list[Finding]:
         swapped = ("İ" if token.text[0] == "I" else "I") + token.text[1:]
         stem = re.split(r"['’]", swapped)[0]
         if analyse_word(stem):
-            findings.append(Finding("spelling", f"'{token.text}' should be written '{swapped}' (I and İ are different letters)"))
+            message = f"'{token.text}' should be written '{swapped}' (I and İ are different letters)"
+            findings.append(Finding("spelling", message))
     return findings
 
 
