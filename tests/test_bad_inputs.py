@@ -207,6 +207,9 @@ CASES = [
     # --- models ---
     ("gen-damaged-model", GEN, 2, ["damaged", "model.safetensors", "truncated"]),
     ("eval-damaged-model", ["eval", "--model", "damaged", "--data", "good.jsonl"], 2, ["damaged", "truncated"]),
+    # --- export ---
+    ("export-missing", ["export", "nosuch", "--gguf"], 2, ["nosuch", "neither a run folder"]),
+    ("export-folder-no-model", ["export", "folder", "--gguf"], 2, ["folder", "neither a run folder"]),
 ]
 
 

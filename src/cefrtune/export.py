@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cefrtune.errors import UserError
 from cefrtune.examples import write_text_atomic
 from cefrtune.prompts import PromptStyle
 
@@ -35,8 +36,8 @@ ARCHITECTURES = {"Gemma3ForCausalLM": "gemma3"}
 NORM_SHIFT = {"gemma3": 1.0}
 
 
-class ExportError(RuntimeError):
-    """A model that cannot be exported, with what to do instead."""
+class ExportError(UserError):
+    """A model that cannot be exported, with what to do instead (the CLI prints it without a traceback)."""
 
 
 def export(
