@@ -47,8 +47,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from cefrtune.examples import load_examples
-    from cefrtune.generate import Request, default_max_new_tokens, generate_checked
-    from cefrtune.serve import load_generator
+    from cefrtune.generation import Request, default_max_new_tokens, generate_checked
+    from cefrtune.models import load_generator
 
     run = Path(args.run) if args.run else newest_run()
     schedules = [s.strip() for s in args.schedules.split(",")]

@@ -42,9 +42,9 @@ def main() -> None:
 
     from cefrtune.decode import decode_texts
     from cefrtune.examples import load_examples
-    from cefrtune.generate import _continuation_prompt, _stop_ids, default_max_new_tokens
-    from cefrtune.serve import load_generator
-    from cefrtune.train import prompt_ids
+    from cefrtune.generation import _continuation_prompt, default_max_new_tokens, end_token_ids
+    from cefrtune.models import load_generator
+    from cefrtune.features import prompt_ids
 
     run = Path(args.run) if args.run else newest_run()
     if not (run / "merged").is_dir() or not list((run / "data").glob("*_eval.json")):
@@ -52,7 +52,7 @@ def main() -> None:
     train = load_examples(next((run / "data").glob("*_train.json")))
     evaluation = load_examples(next((run / "data").glob("*_eval.json")))
     model, tokenizer, style = load_generator(str(run / "merged"))
-    stop_ids = _stop_ids(tokenizer, style)
+    stop_ids = end_token_ids(tokenizer, style)
     max_new = default_max_new_tokens(train + evaluation, tokenizer, style)
     lists = [prompt_ids(style.prompt(e.level, e.words, tokenizer), tokenizer) for e in evaluation]
     # Regeneration prompts: a reference list cut at sentence j, as checked mode writes them.

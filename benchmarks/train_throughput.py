@@ -131,7 +131,7 @@ def run_one(args) -> dict:
     from cefrtune import memory, models
     from cefrtune.evaluate import loss_metrics
     from cefrtune.prompts import PromptStyle
-    from cefrtune.train import tokenize_examples
+    from cefrtune.features import tokenize_examples
 
     train_examples, eval_examples = load_split(args.short)
     used = [train_examples[i % len(train_examples)] for i in range(args.steps * args.batch)]

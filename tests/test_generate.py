@@ -4,7 +4,8 @@ respects the budget, flags what still fails."""
 import pytest
 
 import tiny
-from cefrtune.generate import Request, RequestError, check_request, generate_checked, read_requests
+from cefrtune.generate import read_requests
+from cefrtune.generation import Request, RequestError, check_request, generate_checked
 from cefrtune.prompts import PromptStyle
 
 WORDS = ["ev", "su", "okul", "kitap", "elma"]

@@ -4,7 +4,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from cefrtune.prompts import PLAIN, PromptStyle
-from cefrtune.train import encode
+from cefrtune.features import encode
 
 
 def _ids(rendered) -> list[int]:

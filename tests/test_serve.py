@@ -4,7 +4,7 @@ with 4xx JSON, XSS attempts refused or shown escaped, a bounded schemathesis run
 teacher page driven in Chromium by Playwright, and one slow test on a smoke-run model.
 
 The tiny model writes gibberish (the checks flag it, which is fine for the API); the page test
-scripts the sentences (as cefrtune.generate's tests do) so it can check the highlighted words.
+scripts the sentences (as the generation tests do) so it can check the highlighted words.
 """
 
 import json

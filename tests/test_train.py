@@ -11,7 +11,8 @@ from cefrtune.config import load_config
 from cefrtune.evaluate import loss_metrics
 from cefrtune.merge import merge
 from cefrtune.prompts import PromptStyle
-from cefrtune.train import TooLongError, train
+from cefrtune.features import TooLongError
+from cefrtune.train import train
 
 ARCHS = {"llama": tiny.llama, "gemma3": tiny.gemma3}
 
@@ -111,7 +112,7 @@ def test_too_long_example_is_refused_by_name(tok, examples, tmp_path):
 
 def hand_computed_nll(model, tok, style, example):
     """Every next-token NLL of one example, unbatched, and its prompt length."""
-    from cefrtune.train import encode
+    from cefrtune.features import encode
 
     prompt, response = encode(example, tok, style)
     ids = torch.tensor([prompt + response])
@@ -218,7 +219,7 @@ def test_early_stopping_ends_where_the_full_run_stops_improving(tok, examples, t
 
 def test_collate_pads_to_a_multiple_with_masked_ignored_positions():
     from cefrtune.loss import IGNORE
-    from cefrtune.train import collate
+    from cefrtune.features import collate
 
     features = [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8, 9, 10, 11, 12], "labels": [IGNORE, IGNORE, 10, 11, 12]}]
     batch = collate(features, pad_id=0, device="cpu", multiple=4)

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the most fluent passing one is kept)")
     p.add_argument("--free-attempts", type=int, default=None,
                    help="checked mode: unsteered rounds before the word's stem is written for the model "
-                        "(default: cefrtune.generate.FREE_ATTEMPTS; -1: never steer)")
+                        "(default: cefrtune.generation.FREE_ATTEMPTS; -1: never steer)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -342,8 +342,9 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import RequestError, check_options, check_output, check_request, generate_into, read_requests
-    from cefrtune.serve import load_generator
+    from cefrtune.generate import check_options, check_output, generate_into, read_requests
+    from cefrtune.generation import RequestError, check_request
+    from cefrtune.models import load_generator
 
     check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
                   args.free_attempts, args.seed)

@@ -455,7 +455,7 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
             zipfs.append(zipf)
         if write:
             text = "word\tpos\tzipf\n" + "".join(f"{r['word'].strip()}\t{r['pos'].strip()}\t{r['zipf']}\n" for r in rows if r.get("word", "").strip())
-            from cefrtune.examples import write_text_atomic
+            from cefrtune.files import write_text_atomic
 
             write_text_atomic(path, text)
         known = [z for z in zipfs if z]
@@ -583,7 +583,7 @@ def stats(paths: list[str | Path], model: str = "gemma-3-270m") -> dict:
 
     from cefrtune import models
     from cefrtune.prompts import PromptStyle
-    from cefrtune.train import encode
+    from cefrtune.features import encode
 
     examples = [e for path in paths for e in load_examples(path)]
     tokenizer = AutoTokenizer.from_pretrained(models.resolve(model).path)

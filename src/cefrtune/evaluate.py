@@ -17,7 +17,7 @@ import torch
 from cefrtune.examples import Example
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
-from cefrtune.train import collate, tokenize_examples
+from cefrtune.features import collate, tokenize_examples
 
 
 def loss_metrics(model, tokenizer, style: PromptStyle, examples: list[Example], batch_size: int = 8) -> dict:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cefrtune.examples import write_text_atomic
+from cefrtune.files import write_text_atomic
 from cefrtune.prompts import PromptStyle
 
 QUANTS = ("q8_0", "f16", "q4_k_m")

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from cefrtune.examples import write_text_atomic
+from cefrtune.files import write_text_atomic
 
 GEN_KEYS = ["format_valid", "target_word_used", "misplaced_words", "unknown_token_rate", "above_level_vocab_rate",
             "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate",

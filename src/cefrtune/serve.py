@@ -10,7 +10,7 @@
   GET  /v1/feedback                every verdict as JSONL examples (cefrtune.feedback)
   GET  /v1/models, POST /v1/chat/completions   for OpenAI clients (messages rendered by the model's prompt style)
   GET  /health, GET /openapi.json (the schema)
-Generation goes through cefrtune.generate (`generate_checked`, the same checks as `--checked`);
+Generation goes through cefrtune.generation (`generate_checked`, the same checks as `--checked`);
 every request's decoding goes through one `DecodeScheduler`, which merges concurrent requests
 into shared batches. It binds to 127.0.0.1 by default; any other address needs an API key
 (`--api-key` or $CEFRTUNE_API_KEY), which every /v1 call must then send as `Authorization: Bearer KEY`.
@@ -123,10 +123,10 @@ class Generator:
     max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS
     complete: object = None
     """A scripted `complete(prompts, max_new_tokens, sample, seed, lines)` for the sentence calls
-    (tests that need known sentences, as cefrtune.generate's tests do); None: the model."""
+    (tests that need known sentences, as the generation tests do); None: the model."""
 
     def completer(self, temperature: float, top_p: float):
-        from cefrtune.generate import model_completer
+        from cefrtune.generation import model_completer
 
         if self.complete is not None:
             return self.complete
@@ -152,6 +152,7 @@ def load(
     """The model of `model_dir` ready to serve, the morphological analyser loaded (`decode`
     replaces cefrtune.decode.decode_tokens in tests)."""
     from cefrtune.config import RunConfig
+    from cefrtune.models import load_generator
     from cefrtune.scheduler import DecodeScheduler
     from cefrtune.turkish import analyse_sentence
 
@@ -473,7 +474,7 @@ class ChatCompletion(BaseModel):
 def generate_sentences(generator: Generator, body: SentencesRequest) -> dict:
     """A checked list for one request: generate_checked (no regeneration when `checked` is false)."""
     from cefrtune.config import RunConfig
-    from cefrtune.generate import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
+    from cefrtune.generation import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
 
     try:
         request = check_request(body.level, body.words, None, "words")
@@ -506,7 +507,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     generate_checked does the work: its first answer is the list as it stands with sentence `index`
     left out, so its regeneration rounds write that sentence (and any other failing one, discarded)."""
     from cefrtune.config import RunConfig
-    from cefrtune.generate import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
+    from cefrtune.generation import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
 
     if len(body.sentences) != len(body.words):
         raise ApiError(
@@ -546,7 +547,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
 
 
 def _budget(generator: Generator, request) -> int:
-    from cefrtune.train import prompt_ids
+    from cefrtune.features import prompt_ids
 
     prompt = prompt_ids(generator.style.prompt(request.level, request.words, generator.tokenizer), generator.tokenizer)
     room = generator.context - len(prompt) - 1
@@ -597,7 +598,7 @@ def word_span(sentence: str | None, word: str) -> list[int] | None:
 
 def chat_inputs(generator: Generator, body: ChatRequest) -> tuple[list[int], int, int]:
     """The prompt's token ids (the conversation in the model's prompt style), the token budget and n."""
-    from cefrtune.train import prompt_ids
+    from cefrtune.features import prompt_ids
 
     messages = [
         {"role": "system" if m.role == "developer" else m.role, "content": _text_of(m.content)} for m in body.messages
@@ -622,7 +623,7 @@ def chat_inputs(generator: Generator, body: ChatRequest) -> tuple[list[int], int
 
 
 def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budget: int, n: int) -> list[list[int]]:
-    from cefrtune.generate import _stop_ids  # the model's end-of-turn tokens, as generation stops on them
+    from cefrtune.generation import end_token_ids  # the model's end-of-turn tokens, as generation stops on them
 
     sample = body.temperature > 0
     seed = body.seed if body.seed is not None else time.time_ns() % 2**31
@@ -631,7 +632,7 @@ def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budg
         None,
         [prompt] * n,
         budget,
-        _stop_ids(generator.tokenizer, generator.style),
+        end_token_ids(generator.tokenizer, generator.style),
         sample=sample,
         temperature=max(body.temperature, 1e-3),
         top_p=body.top_p,
@@ -640,9 +641,9 @@ def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budg
 
 
 def chat_completion(generator: Generator, body: ChatRequest, prompt: list[int], rows: list[list[int]]) -> dict:
-    from cefrtune.generate import _stop_ids
+    from cefrtune.generation import end_token_ids
 
-    stops = set(_stop_ids(generator.tokenizer, generator.style))
+    stops = set(end_token_ids(generator.tokenizer, generator.style))
     choices = []
     for i, row in enumerate(rows):
         text = generator.tokenizer.decode(row, skip_special_tokens=True)
@@ -790,30 +791,3 @@ def _problem(error: dict) -> tuple[str, str | None]:
     elif error.get("type") == "json_invalid":
         message = "the body is not valid JSON: " + message
     return (f"{field}: {message}" if field else message), field
-
-
-# ---- loading --------------------------------------------------------------------------------
-
-
-def load_generator(name: str, dtype: torch.dtype = torch.bfloat16):
-    from cefrtune import models
-
-    path = Path(name)
-    if (path / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-        base_model, tokenizer, _ = models.load(_base_name(base), dtype=dtype)
-        model = PeftModel.from_pretrained(base_model, path).merge_and_unload()
-        return model.eval(), tokenizer, PromptStyle.load(path)
-    model, tokenizer, _ = models.load(name, dtype=dtype)
-    return model, tokenizer, PromptStyle.load_or_default(path, tokenizer)
-
-
-def _base_name(recorded: str) -> str:
-    """An adapter records its base as a path; the embedded model's cache path maps back to its name."""
-    from cefrtune.models import EMBEDDED, cache_dir
-
-    if Path(recorded).resolve() == (cache_dir() / "models" / EMBEDDED).resolve():
-        return EMBEDDED
-    return recorded

@@ -27,8 +27,10 @@ import torch
 
 from cefrtune import memory
 from cefrtune.config import RunConfig, changed_fields, to_dict
-from cefrtune.errors import CheckpointError, UserError
-from cefrtune.examples import Example, atomic_folder, recover_folder
+from cefrtune.errors import CheckpointError
+from cefrtune.examples import Example
+from cefrtune.features import collate, tokenize_examples
+from cefrtune.files import atomic_folder, recover_folder
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
 
@@ -53,10 +55,6 @@ class TrainResult:
     world_size: int
     effective_batch: int
     history: list[dict] = field(default_factory=list)
-
-
-class TooLongError(UserError, ValueError):
-    """An example does not fit max_seq_length; never silently truncated."""
 
 
 def train(
@@ -258,60 +256,6 @@ def train(
         effective_batch=config.effective_batch(world),
         history=state["history"],
     )
-
-
-def tokenize_examples(examples: list[Example], tokenizer, style: PromptStyle, loss_on: str, max_seq_length: int | None) -> list[dict]:
-    """Token ids and labels per example: prompt tokens are IGNORE unless loss_on == "full".
-    Prompt and response are tokenized apart and joined, so generation sees exactly the prompt
-    ids training saw. Raises TooLongError naming every example over max_seq_length."""
-    features, too_long = [], []
-    for example in examples:
-        prompt_ids, response_ids = encode(example, tokenizer, style)
-        ids = prompt_ids + response_ids
-        if loss_on == "full":
-            labels = [IGNORE] + ids[1:]
-        else:
-            labels = [IGNORE] * len(prompt_ids) + response_ids
-        if max_seq_length and len(ids) > max_seq_length:
-            too_long.append(f"{example.id or example.origin}: {len(ids)} tokens")
-        features.append({"input_ids": ids, "labels": labels, "n_labels": sum(l != IGNORE for l in labels[1:]), "id": example.id})
-    if too_long:
-        raise TooLongError(
-            f"{len(too_long)} example(s) longer than max_seq_length={max_seq_length} (nothing is truncated): "
-            + "; ".join(too_long[:10])
-            + f". Raise max_seq_length to at least {max(len(f['input_ids']) for f in features)} (`--set max_seq_length=N`) "
-            "or shorten those examples; `cefrtune data stats` recommends a value."
-        )
-    return features
-
-
-def encode(example: Example, tokenizer, style: PromptStyle) -> tuple[list[int], list[int]]:
-    prompt = style.prompt(example.level, example.words, tokenizer)
-    response = style.response(example.sentences, example.words, tokenizer)
-    return prompt_ids(prompt, tokenizer), tokenizer(response, add_special_tokens=False)["input_ids"]
-
-
-def prompt_ids(prompt: str, tokenizer) -> list[int]:
-    """Prompt token ids with a BOS token first when the tokenizer has one and the text lacks it."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    bos = tokenizer.bos_token_id
-    if bos is not None and (not ids or ids[0] != bos):
-        ids = [bos] + ids
-    return ids
-
-
-def collate(features: list[dict], pad_id: int, device, multiple: int = 1) -> dict:
-    """Right-padded input ids, attention mask and labels, the width rounded up to `multiple`."""
-    width = -(-max(len(f["input_ids"]) for f in features) // multiple) * multiple
-    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(features), width), dtype=torch.long)
-    for row, f in enumerate(features):
-        n = len(f["input_ids"])
-        ids[row, :n] = torch.tensor(f["input_ids"])
-        labels[row, :n] = torch.tensor(f["labels"])
-        mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
 @torch.no_grad()
