@@ -16,33 +16,34 @@ import math
 import os
 from pathlib import Path
 
-from cefrtune.generation import CANDIDATES, FREE_ATTEMPTS, Request, RequestError, check_request, generate_checked, \
-    generate_lists
+from cefrtune.generation import Request, RequestError, check_request, generate_checked, generate_lists
+from cefrtune.generation_settings import GENERATION
 from cefrtune.prompts import PromptStyle
-
 
 RESULTS_CHUNK = 32
 """Word lists generated between two writes of `generate --output` (a stop loses at most these)."""
 
 
 def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request], output: str | Path | None = None,
-                  done: int = 0, checked: bool = False, attempts: int = 4, candidates: int = CANDIDATES,
-                  free_attempts: int | None = FREE_ATTEMPTS, sample: bool = False, temperature: float = 0.8,
-                  top_p: float = 0.95, seed: int = 0, batch_size: int = 8, max_new_tokens: int = 384,
-                  on_summary=None) -> list[dict]:
+                  done: int = 0, checked: bool = False, attempts: int = GENERATION.attempts,
+                  candidates: int = GENERATION.candidates, free_attempts: int | None = GENERATION.free_attempts,
+                  sample: bool = False, temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
+                  seed: int = GENERATION.seed, batch_size: int = GENERATION.batch_size,
+                  max_new_tokens: int = GENERATION.max_new_tokens, on_summary=None) -> list[dict]:
     """Results for `requests[done:]`, raw or checked (what `cefrtune generate` runs). With `output`
     (checked first with `check_output`, which gives `done`), each chunk of RESULTS_CHUNK word lists
     is appended as soon as it is done, so a stop loses at most one chunk. `on_summary` gets each
-    checked chunk's summary."""
+    checked chunk's summary. `temperature` and `top_p` are the sampler's: of `sample`, and of the
+    regeneration rounds when `checked`."""
     chunk = max(batch_size, RESULTS_CHUNK) if output else max(len(requests), 1)
     results = []
     for start in range(done, len(requests), chunk):
         part = requests[start : start + chunk]
         if checked:
             produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size,
-                                                 max_new_tokens,
-                                                 seed=seed + start, progress=True, candidates=candidates,
-                                                 free_attempts=free_attempts)
+                                                 max_new_tokens, seed=seed + start, progress=True,
+                                                 candidates=candidates, free_attempts=free_attempts,
+                                                 temperature=temperature, top_p=top_p)
             if on_summary:
                 on_summary(summary)
         else:
@@ -75,8 +76,10 @@ def read_requests(path: str | Path, n: int | None = 10, level: str | None = None
     return requests
 
 
-def check_options(max_new_tokens: int = 384, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
-                  attempts: int = 0, candidates: int = 1, free_attempts: int | None = None, seed: int = 0) -> None:
+def check_options(max_new_tokens: int = GENERATION.max_new_tokens, batch_size: int = GENERATION.batch_size,
+                  temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
+                  attempts: int = GENERATION.attempts, candidates: int = GENERATION.candidates,
+                  free_attempts: int | None = GENERATION.free_attempts, seed: int = GENERATION.seed) -> None:
     """Refuse generation settings that cannot work, all at once, before any model loads."""
     problems = []
 

@@ -25,20 +25,10 @@ from dataclasses import dataclass
 from cefrtune.decode import decode_texts
 from cefrtune.errors import UserError
 from cefrtune.features import prompt_ids
+from cefrtune.generation_settings import GENERATION
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
 from cefrtune.turkish import LEVELS, analyse_word, fold, tokenize
-
-FREE_ATTEMPTS = 1
-"""Unsteered regeneration rounds before steering starts (measured in benchmarks/checked_generation.py)."""
-CANDIDATES = 4
-"""Sentences sampled per failing sentence in each steered round."""
-FREE_CANDIDATES = 1
-"""... and in each unsteered round. Measured in benchmarks/checked_generation.py with the default
-run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the free round, then 4
-steered: 100 %, and the fastest of the three with several candidates."""
-CHECKED_TEMPERATURE, CHECKED_TOP_P = 0.9, 0.95
-"""The sampler of checked generation's regeneration rounds."""
 
 
 class RequestError(UserError, ValueError):
@@ -69,9 +59,10 @@ def check_request(level: str, words: list[str], n: int | None = 10, where: str =
     return Request(level, [w.strip() for w in words])
 
 
-def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request], batch_size: int = 8,
-                   max_new_tokens: int = 384, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95,
-                   seed: int = 0, progress: bool = False, complete=None) -> list[dict]:
+def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request],
+                   batch_size: int = GENERATION.batch_size, max_new_tokens: int = GENERATION.max_new_tokens,
+                   sample: bool = False, temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
+                   seed: int = GENERATION.seed, progress: bool = False, complete=None) -> list[dict]:
     """One raw answer per request: {level, words, text, sentences, format_valid, issues}.
     `complete(prompts, max_new_tokens, sample, seed, lines, scores=None)` replaces the model (tests drive
     the loop with a scripted one); `lines` is how many lines each answer may have; a `scores` list receives
@@ -87,25 +78,32 @@ def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request]
     return results
 
 
-def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request], attempts: int = 4,
-                     train_sentences: list[str] | None = None, batch_size: int = 8, max_new_tokens: int = 384,
-                     seed: int = 0, progress: bool = False, complete=None,
-                     free_attempts: int | None = FREE_ATTEMPTS, candidates: int = CANDIDATES,
-                     free_candidates: int | None = FREE_CANDIDATES) -> tuple[list[dict], dict]:
+def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request],
+                     attempts: int = GENERATION.attempts, train_sentences: list[str] | None = None,
+                     batch_size: int = GENERATION.batch_size, max_new_tokens: int = GENERATION.max_new_tokens,
+                     seed: int = GENERATION.seed, progress: bool = False, complete=None,
+                     free_attempts: int | None = GENERATION.free_attempts, candidates: int = GENERATION.candidates,
+                     free_candidates: int | None = GENERATION.free_candidates,
+                     temperature: float = GENERATION.temperature,
+                     top_p: float = GENERATION.top_p) -> tuple[list[dict], dict]:
     """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
     The first `free_attempts` rounds sample freely, later rounds are steered (the word's stem
     starts the sentence); None never steers. Each steered round samples `candidates` sentences for
     every failing one, each free round `free_candidates` (None: as many), batched, and keeps the
-    passing one the model finds most fluent (highest mean log-probability per token). Returns the
+    passing one the model finds most fluent (highest mean log-probability per token); the rounds
+    sample at `temperature` and `top_p`. Returns the
     results (each sentence with its checks) and a summary: pass rates before and after, mean rounds
     and samples per sentence, sentences per second."""
     free_candidates = candidates if free_candidates is None else free_candidates
     if attempts < 0 or candidates < 1 or free_candidates < 1:
-        raise ValueError(f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})")
+        raise ValueError(
+            f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})"
+        )
     started = time.perf_counter()
-    complete = complete or model_completer(model, tokenizer, style, batch_size, CHECKED_TEMPERATURE, CHECKED_TOP_P,
-                                           progress)
-    results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
+    complete = complete or model_completer(model, tokenizer, style, batch_size, temperature, top_p, progress)
+    results = generate_lists(
+        model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete
+    )
     train_keys = frozenset(sentence_key(s) for s in train_sentences or [])
     tries = [[1] * len(r["words"]) for r in results]  # rounds that wrote this sentence
     samples = [[1] * len(r["words"]) for r in results]  # sentences sampled for it
@@ -165,7 +163,10 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
 def default_max_new_tokens(examples, tokenizer, style: PromptStyle) -> int:
     """1.5 x the longest reference answer in tokens: room to spare, but a model that never stops
     does not decode for minutes."""
-    longest = max(len(tokenizer(style.response(e.sentences, e.words, tokenizer), add_special_tokens=False)["input_ids"]) for e in examples)
+    longest = max(
+        len(tokenizer(style.response(e.sentences, e.words, tokenizer), add_special_tokens=False)["input_ids"])
+        for e in examples
+    )
     return int(longest * 1.5) + 8
 
 
@@ -211,7 +212,8 @@ def end_token_ids(tokenizer, style: PromptStyle) -> list[int]:
     return sorted(ids)
 
 
-def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
+def model_completer(model, tokenizer, style, batch_size: int = GENERATION.batch_size,
+                    temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
                     progress: bool = False, decode=decode_texts):
     """A `complete` function over a Hugging Face model (cefrtune.decode: batched, left-padded,
     shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines. `decode`

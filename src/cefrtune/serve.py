@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT
+from cefrtune.generation_settings import GENERATION
 from cefrtune.prompts import PromptStyle
 
 HOST, PORT, API_KEY_ENV = SERVE_HOST, SERVE_PORT, SERVE_API_KEY_ENV
@@ -45,8 +46,6 @@ MAX_BODY_BYTES = 64 * 1024
 """Request bodies larger than this are refused (413)."""
 MAX_WORDS, MAX_WORD_CHARS, MAX_SENTENCE_CHARS = 10, 40, 300
 MAX_CHAT_TOKENS, DEFAULT_CHAT_TOKENS, MAX_CHOICES, MAX_MESSAGE_CHARS = 512, 256, 8, 8000
-SENTENCES_MAX_NEW_TOKENS = 384
-"""Tokens a generated list may have (as `cefrtune generate`'s default)."""
 TURKISH_LETTERS = "abcçdefgğhıijklmnoöprsştuüvyzâîûqwxABCÇDEFGĞHIİJKLMNOÖPRSŞTUÜVYZÂÎÛQWX"
 WORD_PUNCTUATION = " -'’"
 PAGE_DIR = Path(__file__).parent / "page"
@@ -58,7 +57,7 @@ def serve(
     port: int = PORT,
     api_key: str | None = None,
     feedback_db: str | None = None,
-    attempts: int | None = None,
+    attempts: int = GENERATION.attempts,
 ) -> None:
     """Load the model and answer HTTP requests until interrupted."""
     import uvicorn
@@ -119,8 +118,8 @@ class Generator:
     scheduler: object
     context: int
     attempts: int
-    """Regeneration rounds of checked generation (RunConfig.checked_attempts by default)."""
-    max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS
+    """Regeneration rounds of checked generation (GENERATION.attempts by default)."""
+    max_new_tokens: int = GENERATION.max_new_tokens
     complete: object = None
     """A scripted `complete(prompts, max_new_tokens, sample, seed, lines)` for the sentence calls
     (tests that need known sentences, as the generation tests do); None: the model."""
@@ -143,15 +142,14 @@ class Generator:
 
 def load(
     model_dir: str,
-    batch_size: int | None = None,
+    batch_size: int = GENERATION.batch_size,
     dtype: torch.dtype | None = None,
     decode=None,
-    attempts: int | None = None,
-    max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS,
+    attempts: int = GENERATION.attempts,
+    max_new_tokens: int = GENERATION.max_new_tokens,
 ) -> Generator:
     """The model of `model_dir` ready to serve, the morphological analyser loaded (`decode`
-    replaces cefrtune.decode.decode_tokens in tests)."""
-    from cefrtune.config import RunConfig
+    replaces cefrtune.decode.decode_tokens in tests; None for a setting: GENERATION's)."""
     from cefrtune.models import load_generator
     from cefrtune.scheduler import DecodeScheduler
     from cefrtune.turkish import analyse_sentence
@@ -159,16 +157,16 @@ def load(
     if not Path(model_dir).exists():
         raise ServeError(f"--model {model_dir}: no such folder (give a run's merged/ or adapter/ folder)")
     if dtype is None:
-        dtype = torch.bfloat16 if RunConfig.generation_dtype == "bf16" else torch.float32
+        dtype = torch.bfloat16 if GENERATION.dtype == "bf16" else torch.float32
     model, tokenizer, style = load_generator(model_dir, dtype=dtype)
     scheduler = DecodeScheduler(
-        model, tokenizer, batch_size or RunConfig.generation_batch_size, **({"decode": decode} if decode else {})
+        model, tokenizer, batch_size or GENERATION.batch_size, **({"decode": decode} if decode else {})
     )
     path = Path(model_dir).resolve()
     name = f"{path.parent.name}/{path.name}" if path.name in ("merged", "adapter") else path.name
     context = int(getattr(model.config, "max_position_embeddings", 0) or 32768)
     analyse_sentence("Evde kimse yok.")  # loads the analyser now, not in the first request
-    attempts = RunConfig.checked_attempts if attempts is None else attempts
+    attempts = GENERATION.attempts if attempts is None else attempts
     return Generator(name, model, tokenizer, style, scheduler, context, attempts, max_new_tokens)
 
 
@@ -473,8 +471,7 @@ class ChatCompletion(BaseModel):
 
 def generate_sentences(generator: Generator, body: SentencesRequest) -> dict:
     """A checked list for one request: generate_checked (no regeneration when `checked` is false)."""
-    from cefrtune.config import RunConfig
-    from cefrtune.generation import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
+    from cefrtune.generation import RequestError, check_request, generate_checked
 
     try:
         request = check_request(body.level, body.words, None, "words")
@@ -487,9 +484,9 @@ def generate_sentences(generator: Generator, body: SentencesRequest) -> dict:
         generator.style,
         [request],
         attempts=generator.attempts if body.checked else 0,
-        candidates=RunConfig.checked_candidates,
+        candidates=GENERATION.candidates,
         max_new_tokens=_budget(generator, request),
-        complete=generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P),
+        complete=generator.completer(GENERATION.temperature, GENERATION.top_p),
     )
     result = results[0]
     return {
@@ -506,8 +503,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     """Sentence `index` of the list written again and checked, the others kept as the teacher left them.
     generate_checked does the work: its first answer is the list as it stands with sentence `index`
     left out, so its regeneration rounds write that sentence (and any other failing one, discarded)."""
-    from cefrtune.config import RunConfig
-    from cefrtune.generation import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
+    from cefrtune.generation import RequestError, check_request, generate_checked
 
     if len(body.sentences) != len(body.words):
         raise ApiError(
@@ -523,7 +519,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     standing = [s if i != j else None for i, s in enumerate(body.sentences)]
     answer = generator.style.response_body([s or "" for s in standing], request.words)
     lines = [line for line in answer.split("\n") if not line.startswith(f"{body.index}. ")]
-    model_complete = generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P)
+    model_complete = generator.completer(GENERATION.temperature, GENERATION.top_p)
     first = [True]
 
     def complete(prompts, max_new_tokens, sample, seed, limits, scores=None):
@@ -538,7 +534,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
         generator.style,
         [request],
         attempts=max(generator.attempts, 1),
-        candidates=RunConfig.checked_candidates,
+        candidates=GENERATION.candidates,
         max_new_tokens=_budget(generator, request),
         seed=time.time_ns() % 2**31,
         complete=complete,
