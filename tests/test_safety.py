@@ -193,9 +193,9 @@ def test_a_kill_during_folder_replacement_leaves_a_whole_folder(tmp_path, monkey
 def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples, tmp_path, monkeypatch):
     """Training dies between the two renames of epoch 2's checkpoint (no `last` on disk): the
     resume puts epoch 1's back and gives the adapter of an uninterrupted run."""
-    import cefrtune.train as train_module
     from safetensors.torch import load_file
 
+    import cefrtune.train as train_module
     from cefrtune.config import RunConfig
 
     config = RunConfig(num_train_epochs=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=4,

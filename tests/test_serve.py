@@ -86,7 +86,10 @@ def test_chat_prompt_renders_turns_in_the_models_prompt_style(tok, chat_tok):
         "<start_of_turn>user\nKısa yaz.\n\nMerhaba<end_of_turn>\n<start_of_turn>model\nMerhaba!<end_of_turn>\n"
         "<start_of_turn>user\nBir cümle yaz.<end_of_turn>\n<start_of_turn>model\n")
     templated = PromptStyle.for_tokenizer(chat_tok).chat_prompt(messages[1:], chat_tok)
-    assert templated == "<|user|>\nMerhaba<|end|>\n<|assistant|>\nMerhaba!<|end|>\n<|user|>\nBir cümle yaz.<|end|>\n<|assistant|>\n"
+    assert (
+        templated
+        == "<|user|>\nMerhaba<|end|>\n<|assistant|>\nMerhaba!<|end|>\n<|user|>\nBir cümle yaz.<|end|>\n<|assistant|>\n"
+    )
 
 
 def test_openai_client_lists_the_model_and_chats_plain_and_streaming(server):

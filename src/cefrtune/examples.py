@@ -121,7 +121,12 @@ def read_records(path: str | Path) -> tuple[list[tuple[str, object]], list[Probl
             records.append((f"{path}:{lineno}", _loads(line)))
         except json.JSONDecodeError as err:
             problems.append(
-                Problem(f"{path}:{lineno}", "json", "malformed_json", f"not valid JSON (column {err.colno}: {err.msg}); one example a line")
+                Problem(
+                    f"{path}:{lineno}",
+                    "json",
+                    "malformed_json",
+                    f"not valid JSON (column {err.colno}: {err.msg}); one example a line",
+                )
             )
         except RecursionError:
             problems.append(Problem(f"{path}:{lineno}", "json", "too_deep",
@@ -150,7 +155,9 @@ def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Exa
             add(name, "missing_field", f"missing required field '{name}'")
     for name in record:
         if name not in REQUIRED_FIELDS + OPTIONAL_FIELDS:
-            add(name, "extra_field", f"unknown field '{name}' (allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)})")
+            add(
+                name, "extra_field", f"unknown field '{name}' (allowed: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)})"
+            )
     level = record.get("level")
     if "level" in record:
         if not isinstance(level, str):
@@ -184,7 +191,11 @@ def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Exa
             lists[name] = value
     words, sentences = lists.get("words"), lists.get("sentences")
     if words is not None and sentences is not None and len(words) != len(sentences):
-        add("sentences", "count_mismatch", f"{len(words)} words but {len(sentences)} sentences; sentence i must use word i")
+        add(
+            "sentences",
+            "count_mismatch",
+            f"{len(words)} words but {len(sentences)} sentences; sentence i must use word i",
+        )
     for name, value in lists.items():
         if n is not None and len(value) != n:
             add(name, "wrong_count", f"{len(value)} {name}, expected {n} (set --n to change)")
@@ -193,7 +204,11 @@ def parse_record(record: object, origin: str, n: int | None = None) -> tuple[Exa
         for i, word in enumerate(words):
             key = word.strip().casefold()
             if key in seen:
-                add(f"words[{i}]", "duplicate_word", f"'{word}' is also words[{seen[key]}]; the words of an example must differ")
+                add(
+                    f"words[{i}]",
+                    "duplicate_word",
+                    f"'{word}' is also words[{seen[key]}]; the words of an example must differ",
+                )
             seen.setdefault(key, i)
     if problems:
         return None, problems

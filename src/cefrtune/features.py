@@ -24,7 +24,9 @@ class TooLongError(UserError, ValueError):
     """An example does not fit max_seq_length; never silently truncated."""
 
 
-def tokenize_examples(examples: list[Example], tokenizer, style: PromptStyle, loss_on: str, max_seq_length: int | None) -> list[dict]:
+def tokenize_examples(
+    examples: list[Example], tokenizer, style: PromptStyle, loss_on: str, max_seq_length: int | None
+) -> list[dict]:
     """Token ids and labels per example: prompt tokens are IGNORE unless loss_on == "full".
     Prompt and response are tokenized apart and joined, so generation sees exactly the prompt
     ids training saw. Raises TooLongError naming every example over max_seq_length."""
@@ -38,12 +40,14 @@ def tokenize_examples(examples: list[Example], tokenizer, style: PromptStyle, lo
             labels = [IGNORE] * len(prompt_ids) + response_ids
         if max_seq_length and len(ids) > max_seq_length:
             too_long.append(f"{example.id or example.origin}: {len(ids)} tokens")
-        features.append({"input_ids": ids, "labels": labels, "n_labels": sum(l != IGNORE for l in labels[1:]), "id": example.id})
+        n_labels = sum(label != IGNORE for label in labels[1:])
+        features.append({"input_ids": ids, "labels": labels, "n_labels": n_labels, "id": example.id})
     if too_long:
         raise TooLongError(
             f"{len(too_long)} example(s) longer than max_seq_length={max_seq_length} (nothing is truncated): "
             + "; ".join(too_long[:10])
-            + f". Raise max_seq_length to at least {max(len(f['input_ids']) for f in features)} (`--set max_seq_length=N`) "
+            + f". Raise max_seq_length to at least {max(len(f['input_ids']) for f in features)} "
+            "(`--set max_seq_length=N`) "
             "or shorten those examples; `cefrtune data stats` recommends a value."
         )
     return features

@@ -117,7 +117,11 @@ def to_dtype(model, dtype: torch.dtype):
     fp32, as `from_pretrained(dtype=...)` does. `.to(torch.bfloat16)` would round them to 8 bits
     of mantissa, which shifts every position's angle: a bf16-cast tuned model wrote a complete list
     for 17 of 18 word lists where the same weights loaded in bf16 wrote 18."""
-    frequencies = {name: buffer for name, buffer in model.named_buffers() if name.endswith("inv_freq") and buffer.dtype == torch.float32}
+    frequencies = {
+        name: buffer
+        for name, buffer in model.named_buffers()
+        if name.endswith("inv_freq") and buffer.dtype == torch.float32
+    }
     model.to(dtype)
     for name, buffer in frequencies.items():
         owner, _, attribute = name.rpartition(".")

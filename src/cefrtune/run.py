@@ -59,9 +59,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     eval examples directly (the joint all-levels adapter) instead of splitting `config.data`."""
     from cefrtune import models
     from cefrtune.evaluate import improvement, loss_metrics
+    from cefrtune.features import tokenize_examples
     from cefrtune.merge import merge
     from cefrtune.prompts import PromptStyle
-    from cefrtune.features import tokenize_examples
     from cefrtune.train import train
 
     started = time.perf_counter()
