@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(-1: never steer)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=GENERATION.temperature,
-                   help="the sampler's (with --sample, and of --checked's regeneration rounds)")
+                   help="sampling temperature (with --sample, and in --checked's regeneration rounds)")
     p.add_argument("--top-p", type=float, default=GENERATION.top_p)
     p.add_argument("--seed", type=int, default=GENERATION.seed)
     p.add_argument("--batch-size", type=int, default=GENERATION.batch_size)
