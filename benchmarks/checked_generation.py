@@ -28,9 +28,13 @@ import json
 import sys
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
-SCHEDULES = {"no-steering": lambda a: None, "steer-last": lambda a: a - 1, "steer-from-2": lambda a: 1, "steer-always": lambda a: 0}
+SCHEDULES = {
+    "no-steering": lambda a: None,
+    "steer-last": lambda a: a - 1,
+    "steer-from-2": lambda a: 1,
+    "steer-always": lambda a: 0,
+}
 
 
 def main() -> None:
@@ -38,7 +42,9 @@ def main() -> None:
     parser.add_argument("--run", help="a cefrtune run folder (default: the newest runs/a1-*)")
     parser.add_argument("--attempts", type=int, default=4)
     parser.add_argument("--schedules", default=",".join(SCHEDULES), help=f"comma-separated, of {', '.join(SCHEDULES)}")
-    parser.add_argument("--candidates", default="1", help="comma-separated: sentences sampled per failing sentence a round")
+    parser.add_argument(
+        "--candidates", default="1", help="comma-separated: sentences sampled per failing sentence a round"
+    )
     parser.add_argument("--free-candidates", default="1",
                         help="candidates in the unsteered rounds: a number (default 1, cefrtune's default) or 'same'")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -47,8 +53,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from cefrtune.examples import load_examples
-    from cefrtune.generate import Request, default_max_new_tokens, generate_checked
-    from cefrtune.serve import load_generator
+    from cefrtune.generation import Request, default_max_new_tokens, generate_checked
+    from cefrtune.models import load_generator
 
     run = Path(args.run) if args.run else newest_run()
     schedules = [s.strip() for s in args.schedules.split(",")]
@@ -61,20 +67,37 @@ def main() -> None:
     max_new = default_max_new_tokens(train + evaluation, tokenizer, style)
     requests = [Request(e.level, e.words) for e in evaluation]
     train_sentences = [s for e in train for s in e.sentences]
-    print(f"{run}: {len(requests)} eval word lists, {sum(len(r.words) for r in requests)} sentences, "
-          f"{args.attempts} attempts, prompt style {style.kind}{' (word named first)' if style.name_words else ''}", flush=True)
+    print(
+        f"{run}: {len(requests)} eval word lists, {sum(len(r.words) for r in requests)} sentences, "
+        f"{args.attempts} attempts, prompt style {style.kind}{' (word named first)' if style.name_words else ''}",
+        flush=True,
+    )
 
     rows = {}
     for name in schedules:
         for k in [int(c) for c in args.candidates.split(",")]:
-            _, summary = generate_checked(model, tokenizer, style, requests, args.attempts, train_sentences, args.batch_size, max_new,
-                                          seed=args.seed, free_attempts=SCHEDULES[name](args.attempts), candidates=k,
-                                          free_candidates=None if args.free_candidates == "same" else int(args.free_candidates))
+            _, summary = generate_checked(
+                model,
+                tokenizer,
+                style,
+                requests,
+                args.attempts,
+                train_sentences,
+                args.batch_size,
+                max_new,
+                seed=args.seed,
+                free_attempts=SCHEDULES[name](args.attempts),
+                candidates=k,
+                free_candidates=None if args.free_candidates == "same" else int(args.free_candidates),
+            )
             label = f"{name} x{k}" + (f" (free x{args.free_candidates})" if args.free_candidates != "same" else "")
             rows[label] = summary
             print(f"  {label}: {json.dumps(summary)}", flush=True)
     print()
-    print(f"{'schedule x candidates':30}{'pass before':>12}{'pass after':>12}{'flagged':>9}{'rounds':>8}{'samples':>9}{'sent/s':>8}")
+    print(
+        f"{'schedule x candidates':30}{'pass before':>12}{'pass after':>12}{'flagged':>9}"
+        f"{'rounds':>8}{'samples':>9}{'sent/s':>8}"
+    )
     for name, s in rows.items():
         print(f"{name:30}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>8.2f}"
               f"{s['mean_samples']:>9.2f}{s['sentences_per_s']:>8.2f}")

@@ -38,13 +38,12 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
-    from checked_generation import newest_run  # this folder's sibling script
-
     from cefrtune.decode import decode_texts
     from cefrtune.examples import load_examples
-    from cefrtune.generate import _continuation_prompt, _stop_ids, default_max_new_tokens
-    from cefrtune.serve import load_generator
-    from cefrtune.train import prompt_ids
+    from cefrtune.features import prompt_ids
+    from cefrtune.generation import _continuation_prompt, default_max_new_tokens, end_token_ids
+    from cefrtune.models import load_generator
+    from checked_generation import newest_run  # this folder's sibling script
 
     run = Path(args.run) if args.run else newest_run()
     if not (run / "merged").is_dir() or not list((run / "data").glob("*_eval.json")):
@@ -52,7 +51,7 @@ def main() -> None:
     train = load_examples(next((run / "data").glob("*_train.json")))
     evaluation = load_examples(next((run / "data").glob("*_eval.json")))
     model, tokenizer, style = load_generator(str(run / "merged"))
-    stop_ids = _stop_ids(tokenizer, style)
+    stop_ids = end_token_ids(tokenizer, style)
     max_new = default_max_new_tokens(train + evaluation, tokenizer, style)
     lists = [prompt_ids(style.prompt(e.level, e.words, tokenizer), tokenizer) for e in evaluation]
     # Regeneration prompts: a reference list cut at sentence j, as checked mode writes them.
@@ -63,17 +62,26 @@ def main() -> None:
         regenerations.append(_continuation_prompt(style, tokenizer, result, (n * 7) % len(example.words), n % 2 == 1))
     candidates = [p for p in regenerations[: len(regenerations) // 4] for _ in range(4)]
     sentence_budget = max(24, min(96, 2 * max_new // 10))
-    print(f"{run}: {len(lists)} lists (max {max_new} new tokens), {len(regenerations)} regenerations "
-          f"and {len(candidates)} candidates (max {sentence_budget} new tokens), {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{run}: {len(lists)} lists (max {max_new} new tokens), {len(regenerations)} regenerations "
+        f"and {len(candidates)} candidates (max {sentence_budget} new tokens), {torch.get_num_threads()} threads",
+        flush=True,
+    )
 
     workloads = {
         "lists": dict(prompts=lists, max_new_tokens=max_new, lines=[10] * len(lists), sample=False),
-        "regenerations": dict(prompts=regenerations, max_new_tokens=sentence_budget, lines=[1] * len(regenerations), sample=True),
-        "candidates": dict(prompts=candidates, max_new_tokens=sentence_budget, lines=[1] * len(candidates), sample=True),
+        "regenerations": dict(
+            prompts=regenerations, max_new_tokens=sentence_budget, lines=[1] * len(regenerations), sample=True
+        ),
+        "candidates": dict(
+            prompts=candidates, max_new_tokens=sentence_budget, lines=[1] * len(candidates), sample=True
+        ),
     }
     contenders = {
         "transformers": lambda w, b: generate_peer(model, tokenizer, stop_ids, batch_size=b, **w),
-        "cefrtune": lambda w, b: decode_texts(model, tokenizer, stop_ids=stop_ids, batch_size=b, temperature=0.9, seed=7, **w),
+        "cefrtune": lambda w, b: decode_texts(
+            model, tokenizer, stop_ids=stop_ids, batch_size=b, temperature=0.9, seed=7, **w
+        ),
     }
     rows = []
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
@@ -84,16 +92,27 @@ def main() -> None:
                 texts[contender] = run_it(workload, batch)
                 seconds[contender] = time.perf_counter() - start
             same = sum(a == b for a, b in zip(texts["transformers"], texts["cefrtune"]))
-            row = {"workload": name, "batch": batch, "prompts": len(workload["prompts"]), **{f"{k}_s": round(v, 2) for k, v in seconds.items()},
-                   "speedup": round(seconds["transformers"] / seconds["cefrtune"], 2), "identical": same}
+            row = {
+                "workload": name,
+                "batch": batch,
+                "prompts": len(workload["prompts"]),
+                **{f"{k}_s": round(v, 2) for k, v in seconds.items()},
+                "speedup": round(seconds["transformers"] / seconds["cefrtune"], 2),
+                "identical": same,
+            }
             rows.append(row)
             print(f"  {json.dumps(row)}", flush=True)
     print()
-    print(f"{'workload':16}{'batch':>6}{'prompts':>8}{'transformers s':>16}{'cefrtune s':>12}{'speed-up':>10}{'identical':>11}")
+    print(
+        f"{'workload':16}{'batch':>6}{'prompts':>8}{'transformers s':>16}{'cefrtune s':>12}"
+        f"{'speed-up':>10}{'identical':>11}"
+    )
     for r in rows:
         print(f"{r['workload']:16}{r['batch']:>6}{r['prompts']:>8}{r['transformers_s']:>16.1f}{r['cefrtune_s']:>12.1f}"
               f"{r['speedup']:>9.2f}x{r['identical']:>8}/{r['prompts']}")
-    print("(sampled rows differ by design: the two loops draw from the generator in a different order once rows finish)")
+    print(
+        "(sampled rows differ by design: the two loops draw from the generator in a different order once rows finish)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"run": str(run), "rows": rows}, indent=1))
 
@@ -135,9 +154,17 @@ def generate_peer(model, tokenizer, stop_ids, prompts, batch_size, max_new_token
             ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]) :] = 1
         out = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-            top_k=None, logits_processor=LogitsProcessorList([Sampler(7 + batch[0])] if sample else []),
-            stopping_criteria=StoppingCriteriaList([LineLimit([lines[i] for i in batch])]), eos_token_id=stop_ids, pad_token_id=pad,
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            logits_processor=LogitsProcessorList([Sampler(7 + batch[0])] if sample else []),
+            stopping_criteria=StoppingCriteriaList([LineLimit([lines[i] for i in batch])]),
+            eos_token_id=stop_ids,
+            pad_token_id=pad,
         )
         for row, i in enumerate(batch):
             outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)

@@ -54,10 +54,11 @@ def main() -> int:
         parser.error("give --model DIR or --tiny")
 
     from cefrtune import serve
+    from cefrtune.generation_settings import GENERATION
 
     model_dir = args.model or _tiny_model(Path(tempfile.mkdtemp(prefix="cefrtune-tiny-")))
     generator = serve.load(
-        model_dir, attempts=args.attempts, max_new_tokens=args.max_new_tokens or serve.SENTENCES_MAX_NEW_TOKENS
+        model_dir, attempts=args.attempts, max_new_tokens=args.max_new_tokens or GENERATION.max_new_tokens
     )
     feedback = Path(tempfile.mkdtemp(prefix="cefrtune-feedback-")) / "feedback.sqlite"
     app = serve.create_app(model_dir, generator=generator, feedback_db=feedback)

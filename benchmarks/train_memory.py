@@ -37,7 +37,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--examples", type=int, default=64, help="training examples (from the A1 train split)")
     parser.add_argument("--only", choices=CONTENDERS, help="run one contender (used internally)")
-    parser.add_argument("--contenders", default="plain,step,trimmed", help="comma-separated, of " + ", ".join(CONTENDERS))
+    parser.add_argument(
+        "--contenders", default="plain,step,trimmed", help="comma-separated, of " + ", ".join(CONTENDERS)
+    )
     args = parser.parse_args()
     if args.only:
         print(json.dumps(run_one(args)))
@@ -60,9 +62,12 @@ def main() -> None:
     plain = results.get("plain") or next(iter(results.values()))
     print()
     for name, r in results.items():
-        print(f"{name:10} peak {r['peak_mb'] / 1024:.2f} GB ({r['peak_mb'] / plain['peak_mb']:.2f}x plain), "
-              f"{r['tokens_per_s']:.0f} tokens/s after the first step ({r['tokens_per_s'] / plain['tokens_per_s']:.2f}x plain), "
-              f"eval loss {r['best_eval_loss']:.4f}")
+        print(
+            f"{name:10} peak {r['peak_mb'] / 1024:.2f} GB ({r['peak_mb'] / plain['peak_mb']:.2f}x plain), "
+            f"{r['tokens_per_s']:.0f} tokens/s after the first step "
+            f"({r['tokens_per_s'] / plain['tokens_per_s']:.2f}x plain), "
+            f"eval loss {r['best_eval_loss']:.4f}"
+        )
 
 
 def run_one(args) -> dict:

@@ -40,10 +40,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lora-r", type=int, default=128)
     parser.add_argument("--short", action="store_true", help="3 steps and a smaller eval set")
-    parser.add_argument("--no-compile", action="store_true", help="cefrtune without torch.compile (to measure the lever)")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="cefrtune without torch.compile (to measure the lever)"
+    )
     parser.add_argument("--contenders", default="trl_bf16,trl_fp32,cefrtune",
                         help="comma-separated: trl_bf16, trl_fp32, cefrtune, cefrtune:FIELD=VALUE[:FIELD=VALUE]")
-    parser.add_argument("--rounds", type=int, default=1, help="run the contender list this many times, interleaved; medians are reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the contender list this many times, interleaved; medians are reported",
+    )
     parser.add_argument("--only", help="run one contender (used internally)")
     args = parser.parse_args()
     if args.short:
@@ -52,17 +59,47 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
     contenders = args.contenders.split(",")
-    unknown = [c for c in contenders if c.split(":")[0] not in ("trl_bf16", "trl_fp32", "cefrtune") or (c.startswith("trl") and ":" in c)]
-    if unknown or not any(c.startswith("trl_bf16") for c in contenders) or not any(c.startswith("cefrtune") for c in contenders):
-        sys.exit(f"--contenders needs trl_bf16 and at least one cefrtune[:FIELD=VALUE...]; not understood: {', '.join(unknown) or '-'}")
+    unknown = [
+        c
+        for c in contenders
+        if c.split(":")[0] not in ("trl_bf16", "trl_fp32", "cefrtune") or (c.startswith("trl") and ":" in c)
+    ]
+    if (
+        unknown
+        or not any(c.startswith("trl_bf16") for c in contenders)
+        or not any(c.startswith("cefrtune") for c in contenders)
+    ):
+        sys.exit(
+            "--contenders needs trl_bf16 and at least one cefrtune[:FIELD=VALUE...]; "
+            f"not understood: {', '.join(unknown) or '-'}"
+        )
     if len(set(contenders)) < len(contenders) or args.rounds < 1:
         sys.exit("--contenders names each contender once and --rounds is at least 1 (use --rounds N to repeat them)")
     runs = {name: [] for name in contenders}
     for round_ in range(1, args.rounds + 1):
         for name in contenders:
-            cmd = [sys.executable, __file__, "--only", name, "--model", args.model, "--steps", str(args.steps),
-                   "--batch", str(args.batch), "--lora-r", str(args.lora_r)] + (["--short"] if args.short else []) + (["--no-compile"] if args.no_compile else [])
-            print(f"running {name}" + (f" (round {round_} of {args.rounds})" if args.rounds > 1 else "") + " ...", flush=True)
+            cmd = (
+                [
+                    sys.executable,
+                    __file__,
+                    "--only",
+                    name,
+                    "--model",
+                    args.model,
+                    "--steps",
+                    str(args.steps),
+                    "--batch",
+                    str(args.batch),
+                    "--lora-r",
+                    str(args.lora_r),
+                ]
+                + (["--short"] if args.short else [])
+                + (["--no-compile"] if args.no_compile else [])
+            )
+            print(
+                f"running {name}" + (f" (round {round_} of {args.rounds})" if args.rounds > 1 else "") + " ...",
+                flush=True,
+            )
             out = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 print(out.stderr[-3000:], file=sys.stderr)
@@ -72,7 +109,10 @@ def main() -> None:
     peak = bf16_peak_gflops()
     print()
     width = max(12, *(len(n) + 1 for n in results))
-    print(f"{'contender':{width}}{'tokens/s':>10}{'(all steps)':>12}{'1st step s':>11}{'peak RSS':>11}{'train loss':>12}{'eval loss':>11}")
+    print(
+        f"{'contender':{width}}{'tokens/s':>10}{'(all steps)':>12}{'1st step s':>11}{'peak RSS':>11}"
+        f"{'train loss':>12}{'eval loss':>11}"
+    )
     for name, r in results.items():
         print(f"{name:{width}}{r['tokens_per_s']:>10.1f}{r['tokens_per_s_all_steps']:>12.1f}{r['first_step_s']:>11.1f}"
               f"{r['peak_rss_mb'] / 1024:>9.2f}GB{r['train_loss']:>12.4f}{r['eval_loss']:>11.4f}")
@@ -86,16 +126,27 @@ def main() -> None:
         c = results[name]
         print()
         for peer in (p for p in ("trl_bf16", "trl_fp32") if p in results):
-            print(f"speed-up {name} / {peer}: {c['tokens_per_s'] / results[peer]['tokens_per_s']:.2f}x "
-                  f"(all steps, first included: {c['tokens_per_s_all_steps'] / results[peer]['tokens_per_s_all_steps']:.2f}x)"
-                  + (" ; within each round: " + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" for a, b in zip(runs[name], runs[peer]))
-                     if args.rounds > 1 else ""))
-        print(f"eval loss difference {name} vs TRL bf16: {100 * (c['eval_loss'] - results['trl_bf16']['eval_loss']) / results['trl_bf16']['eval_loss']:+.2f} %")
+            all_steps = c["tokens_per_s_all_steps"] / results[peer]["tokens_per_s_all_steps"]
+            print(
+                f"speed-up {name} / {peer}: {c['tokens_per_s'] / results[peer]['tokens_per_s']:.2f}x "
+                f"(all steps, first included: {all_steps:.2f}x)"
+                + (
+                    " ; within each round: "
+                    + ", ".join(f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" for a, b in zip(runs[name], runs[peer]))
+                    if args.rounds > 1
+                    else ""
+                )
+            )
+        trl_loss = results["trl_bf16"]["eval_loss"]
+        print(f"eval loss difference {name} vs TRL bf16: {100 * (c['eval_loss'] - trl_loss) / trl_loss:+.2f} %")
         achieved = c["flops_per_token"] * c["tokens_per_s"] / 1e9
         shape = bf16_peak_gflops(2048, c["hidden_size"], c["intermediate_size"])  # the model's own MLP shape
-        print(f"{name} model FLOPs: {achieved:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} % of a bf16 matmul peak of {peak:.0f} "
-              f"GFLOP/s (2048x2048x2048), {100 * achieved / shape:.1f} % of the {shape:.0f} GFLOP/s the same matmul kernel reaches "
-              f"at this model's own layer shape (2048 tokens x {c['hidden_size']} x {c['intermediate_size']})")
+        print(
+            f"{name} model FLOPs: {achieved:.0f} GFLOP/s -> MFU {100 * achieved / peak:.1f} % of a bf16 matmul peak "
+            f"of {peak:.0f} GFLOP/s (2048x2048x2048), {100 * achieved / shape:.1f} % of the {shape:.0f} GFLOP/s "
+            "the same matmul kernel reaches "
+            f"at this model's own layer shape (2048 tokens x {c['hidden_size']} x {c['intermediate_size']})"
+        )
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -130,8 +181,8 @@ def load_split(short: bool):
 def run_one(args) -> dict:
     from cefrtune import memory, models
     from cefrtune.evaluate import loss_metrics
+    from cefrtune.features import tokenize_examples
     from cefrtune.prompts import PromptStyle
-    from cefrtune.train import tokenize_examples
 
     train_examples, eval_examples = load_split(args.short)
     used = [train_examples[i % len(train_examples)] for i in range(args.steps * args.batch)]
@@ -167,15 +218,25 @@ def run_trl(model, tokenizer, style, examples, args, bf16: bool):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    rows = [{"prompt": style.prompt(e.level, e.words, tokenizer), "completion": style.response(e.sentences, e.words, tokenizer)} for e in examples]
+    rows = [
+        {
+            "prompt": style.prompt(e.level, e.words, tokenizer),
+            "completion": style.response(e.sentences, e.words, tokenizer),
+        }
+        for e in examples
+    ]
     config = SFTConfig(
         output_dir="/tmp/cefrtune-bench-trl", per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
         max_steps=args.steps, learning_rate=2e-4, warmup_steps=0, lr_scheduler_type="linear", bf16=bf16,
         use_cpu=True, report_to=[], logging_steps=1, save_strategy="no", max_length=512, seed=42,
         dataloader_drop_last=False, completion_only_loss=True,
     )
-    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora)
+    lora = LoraConfig(
+        r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora
+    )
     timer = StepTimer()
     trainer.add_callback(timer)
     trainer.model.register_forward_pre_hook(timer.count_tokens, with_kwargs=True)
@@ -215,10 +276,23 @@ def run_cefrtune(model, tokenizer, examples, eval_examples, args, changes: dict)
     from cefrtune.config import load_config
     from cefrtune.train import train
 
-    config = load_config(None, dict(model=args.model, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
-                                     max_steps=args.steps, num_train_epochs=1, learning_rate=2e-4, warmup_ratio=0.0,
-                                     lora_r=args.lora_r, lora_alpha=2 * args.lora_r, generate=False, compile=not args.no_compile)
-                         | changes)
+    config = load_config(
+        None,
+        dict(
+            model=args.model,
+            per_device_train_batch_size=args.batch,
+            gradient_accumulation_steps=1,
+            max_steps=args.steps,
+            num_train_epochs=1,
+            learning_rate=2e-4,
+            warmup_ratio=0.0,
+            lora_r=args.lora_r,
+            lora_alpha=2 * args.lora_r,
+            generate=False,
+            compile=not args.no_compile,
+        )
+        | changes,
+    )
     out = Path("/tmp/cefrtune-bench-cefrtune")
     import shutil
 
@@ -226,7 +300,9 @@ def run_cefrtune(model, tokenizer, examples, eval_examples, args, changes: dict)
     result = train(config, examples, eval_examples[:1], out, model=model, tokenizer=tokenizer)
     from peft import PeftModel
 
-    merged = PeftModel.from_pretrained(model.get_base_model() if hasattr(model, "get_base_model") else model, out / "adapter")
+    merged = PeftModel.from_pretrained(
+        model.get_base_model() if hasattr(model, "get_base_model") else model, out / "adapter"
+    )
     steps = [(h["tokens"], h["seconds"]) for h in result.history if "tokens" in h]
     return steps, result.final_train_loss, merged.merge_and_unload()
 

@@ -12,14 +12,26 @@ ACCELERATE = sorted((CONFIG_DIR / "accelerate").glob("*.yaml"))
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_every_preset_parses(path):
     config = load_config(path.stem)
-    assert path.read_text().startswith("#") and "cefrtune run" in path.read_text().splitlines()[1] + path.read_text().splitlines()[2]
+    assert (
+        path.read_text().startswith("#")
+        and "cefrtune run" in path.read_text().splitlines()[1] + path.read_text().splitlines()[2]
+    )
     assert config.level == "A1"
 
 
 def test_seed_preset_is_the_seed():
     c = load_config("a1-seed")
-    assert (c.max_seq_length, c.per_device_train_batch_size, c.gradient_accumulation_steps, c.learning_rate,
-            c.num_train_epochs, c.warmup_ratio, c.lora_r, c.lora_alpha, c.target_modules) == (512, 16, 4, 2e-4, 10, 0.1, 128, 256, "all-linear")
+    assert (
+        c.max_seq_length,
+        c.per_device_train_batch_size,
+        c.gradient_accumulation_steps,
+        c.learning_rate,
+        c.num_train_epochs,
+        c.warmup_ratio,
+        c.lora_r,
+        c.lora_alpha,
+        c.target_modules,
+    ) == (512, 16, 4, 2e-4, 10, 0.1, 128, 256, "all-linear")
     assert c.model == "gemma-3-270m" and c.loss_on == "full" and c.max_examples == 180  # the seed's data and objective
     assert load_config("llama-3.2-1b-a1-seed").model == "meta-llama/Llama-3.2-1B-Instruct"
 

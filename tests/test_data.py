@@ -22,7 +22,10 @@ GOOD = {
 
 def write(tmp_path, *records, name="d.jsonl"):
     path = tmp_path / name
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -91,21 +94,36 @@ def test_filler_pattern(tmp_path):
     words = ["ev", "okul", "kitap", "su", "elma", "araba", "kedi", "anne", "masa", "kalem"]
     records = []
     for i in range(6):
-        records.append({"level": "A1", "words": words, "sentences": [f"Bu {w} {'çok' if i % 2 else 'biraz'} güzel{'dir' * 0}." for w in words]})
+        records.append(
+            {
+                "level": "A1",
+                "words": words,
+                "sentences": [f"Bu {w} {'çok' if i % 2 else 'biraz'} güzel{'dir' * 0}." for w in words],
+            }
+        )
     path = write(tmp_path, *records)
     assert ("filler_pattern", "error") in kinds(path)
 
 
 def test_json_list_and_summary(tmp_path, capsys):
     path = tmp_path / "seed.json"
-    path.write_text(json.dumps([GOOD, variant(id="t2", sentences=[s.replace(".", "!") for s in GOOD["sentences"]])], ensure_ascii=False, indent=2))
+    path.write_text(
+        json.dumps(
+            [GOOD, variant(id="t2", sentences=[s.replace(".", "!") for s in GOOD["sentences"]])],
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
     assert main(["data", "validate", str(path), "--json"]) == 1  # the second repeats the first's sentences
     summary = json.loads(capsys.readouterr().out)
     assert summary["examples"] == 2 and summary["errors_by_kind"] == {"duplicate_sentence": 10}
 
 
 def test_split_is_deterministic_and_disjoint():
-    examples = [Example("A1", [f"w{i}"], [f"Cümle {i}.", "Ortak cümle." if i in (3, 4) else f"Başka {i}."], id=str(i)) for i in range(40)]
+    examples = [
+        Example("A1", [f"w{i}"], [f"Cümle {i}.", "Ortak cümle." if i in (3, 4) else f"Başka {i}."], id=str(i))
+        for i in range(40)
+    ]
     train1, eval1 = split_examples(examples, 0.1, seed=7)
     train2, eval2 = split_examples(examples, 0.1, seed=7)
     assert [e.id for e in eval1] == [e.id for e in eval2] and [e.id for e in train1] == [e.id for e in train2]

@@ -64,7 +64,9 @@ def test_repeated_prompts_are_read_once_and_sampled_apart():
     model = tiny.llama(300).eval()
     rows = prompts(300, [9, 14])
     calls = []
-    model.register_forward_pre_hook(lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape), with_kwargs=True)
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
     out = decode_batch(model, [rows[0]] * 3 + [rows[1]], 12, [], PAD, sampler=TopKTopPSampler(50, 1.0, 2.0, seed=0))
     assert calls[0][0] == 2  # two different prompts read, not four
     assert len({tuple(r) for r in out[:3]}) > 1  # copies draw their own tokens

@@ -4,7 +4,8 @@ respects the budget, flags what still fails."""
 import pytest
 
 import tiny
-from cefrtune.generate import Request, RequestError, check_request, generate_checked, read_requests
+from cefrtune.generate import read_requests
+from cefrtune.generation import Request, RequestError, check_request, generate_checked
 from cefrtune.prompts import PromptStyle
 
 WORDS = ["ev", "su", "okul", "kitap", "elma"]
@@ -37,7 +38,9 @@ def test_only_failing_sentences_are_regenerated(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
     script = Scripted(first, ["Bir bardak su içtim."])
-    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script, candidates=1)
+    results, summary = generate_checked(
+        None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script, candidates=1
+    )
     assert results[0]["sentences"][1] == "Bir bardak su içtim."
     assert script.calls == [(1, False, False), (1, True, True)]  # one list, then one sentence
     assert summary["pass_rate_before"] == pytest.approx(0.8) and summary["pass_rate"] == 1.0
@@ -49,7 +52,9 @@ def test_budget_is_respected_and_failures_flagged(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Kitap okunuyor.\n5. Elmayı yedin mi?"
     script = Scripted(first, [])
-    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=2, complete=script, candidates=1)
+    results, summary = generate_checked(
+        None, tok, style, [Request("A1", WORDS)], attempts=2, complete=script, candidates=1
+    )
     assert len(script.calls) == 3  # the list, then two rounds
     assert script.calls[1][0] == 2  # both failing sentences, batched
     assert summary["flagged"] == 2 and summary["pass_rate"] == pytest.approx(0.6)
@@ -96,8 +101,9 @@ def test_steering_writes_the_stem(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
     script = Scripted(first, [" çok soğuk."])  # a steered attempt: the line starts with 'Su'
-    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, free_attempts=0,
-                                  candidates=1)
+    results, _ = generate_checked(
+        None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, free_attempts=0, candidates=1
+    )
     assert results[0]["sentences"][1] == "Su çok soğuk."
 
 

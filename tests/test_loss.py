@@ -34,7 +34,9 @@ def test_selected_position_loss_matches_model_loss(arch):
     from peft import LoraConfig, get_peft_model
 
     make = tiny.llama if arch == "llama" else tiny.gemma3
-    model = get_peft_model(make(120).double(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    model = get_peft_model(
+        make(120).double(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+    )
     torch.manual_seed(1)
     ids = torch.randint(0, 120, (3, 17))
     mask = torch.ones_like(ids)
@@ -109,7 +111,9 @@ def test_trainable_token_row_matches_model_loss(arch):
     base = (tiny.llama if arch == "llama" else tiny.gemma3)(120).double()
     rows = trainable_token_indices(base, [5])
     assert rows == ([5] if arch == "gemma3" else {"embed_tokens": [5], "lm_head": [5]})
-    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, trainable_token_indices=rows)
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, trainable_token_indices=rows
+    )
     model = get_peft_model(base, config)
     with torch.no_grad():
         for name, delta in model.named_parameters():

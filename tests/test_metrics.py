@@ -29,7 +29,13 @@ def test_missing_number():
 
 
 def test_misplaced_word():
-    sentences = ["Okulda kimse yok.", "Bir bardak su içtim.", "Yarın eve gidiyorum.", "Bu kitabı okudum.", "Elmayı yedin mi?"]
+    sentences = [
+        "Okulda kimse yok.",
+        "Bir bardak su içtim.",
+        "Yarın eve gidiyorum.",
+        "Bu kitabı okudum.",
+        "Elmayı yedin mi?",
+    ]
     m = score([item(sentences)])
     assert m["target_word_used"] == pytest.approx(0.6)
     assert m["misplaced_words"] == 2
@@ -62,16 +68,29 @@ def test_duplicated_sentence_and_copy_from_train():
 
 
 def test_distinct_2():
-    repeated = item(["Bu çok güzel bir ev.", "Bu çok güzel bir su.", "Bu çok güzel bir okul.", "Bu çok güzel bir kitap.", "Bu çok güzel bir elma."])
+    repeated = item(
+        [
+            "Bu çok güzel bir ev.",
+            "Bu çok güzel bir su.",
+            "Bu çok güzel bir okul.",
+            "Bu çok güzel bir kitap.",
+            "Bu çok güzel bir elma.",
+        ]
+    )
     assert score([repeated])["distinct_2"] < score([item(GOOD)])["distinct_2"]
 
 
 def test_parser_reports_extra_text_and_merged_lines():
-    text = "İşte cümleler:\n1. Evde kimse yok. 2. Bir bardak su içtim.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?\n6. Fazla."
+    text = ("İşte cümleler:\n1. Evde kimse yok. 2. Bir bardak su içtim.\n3. Yarın okula gidiyorum.\n"
+            "4. Bu kitabı okudum.\n5. Elmayı yedin mi?\n6. Fazla.")
     parsed = parse_numbered(text, 5)
     assert not parsed.format_valid
     joined = " | ".join(parsed.issues)
-    assert "text outside the numbered list" in joined and "more than one numbered sentence" in joined and "outside 1-5" in joined
+    assert (
+        "text outside the numbered list" in joined
+        and "more than one numbered sentence" in joined
+        and "outside 1-5" in joined
+    )
     assert parsed.sentences[2] == "Yarın okula gidiyorum."
 
 

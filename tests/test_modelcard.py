@@ -5,10 +5,24 @@ from cefrtune.prompts import PromptStyle
 
 LOSSES = {"response_loss": 1.5, "response_ppl": 4.48, "full_text_loss": 2.0, "full_text_ppl": 7.39}
 METRICS = {
-    "level": "A1", "base_model": "gemma-3-270m", "base_model_source": "embedded-gguf", "base_model_revision": "a5fd3b62",
-    "data": "data/a1.jsonl", "data_sha256": "0" * 64, "train_examples": 160, "eval_examples": 18, "seed": 42,
-    "steps_run": 15, "epochs_run": 5, "best_eval_epoch": 4, "best_eval_loss": 0.9, "train_runtime_s": 700.0,
-    "device": "cpu", "learning_rate": 2e-4, "lora_r": 128, "train_stop_token": True,
+    "level": "A1",
+    "base_model": "gemma-3-270m",
+    "base_model_source": "embedded-gguf",
+    "base_model_revision": "a5fd3b62",
+    "data": "data/a1.jsonl",
+    "data_sha256": "0" * 64,
+    "train_examples": 160,
+    "eval_examples": 18,
+    "seed": 42,
+    "steps_run": 15,
+    "epochs_run": 5,
+    "best_eval_epoch": 4,
+    "best_eval_loss": 0.9,
+    "train_runtime_s": 700.0,
+    "device": "cpu",
+    "learning_rate": 2e-4,
+    "lora_r": 128,
+    "train_stop_token": True,
     "baseline": dict(LOSSES, generation={"format_valid": 0.0, "target_word_used": 0.1}),
     "tuned": dict(LOSSES, response_loss=0.9, generation={"format_valid": 1.0, "target_word_used": 0.73}),
     "merge_check": {"relative_difference": 4e-4, "tolerance": 1e-2},
@@ -29,7 +43,10 @@ def test_cards_say_base_licence_prompt_and_figures(tok, tmp_path):
     words = ["ev", "su", "okul", "kitap", "elma", "kedi", "araba", "anne", "güzel", "gitmek"]
     assert "```text\n" + tok.bos_token + style.prompt("A1", words).rstrip("\n") + "\n```" in merged
     assert repr(style.user_message("A1", words)) in merged  # the copy-paste example's message
-    assert "| answer loss (NLL/token) | 1.500 | 0.900 |" in merged and "| format_valid (greedy) | 0.000 | 1.000 |" in merged
+    assert (
+        "| answer loss (NLL/token) | 1.500 | 0.900 |" in merged
+        and "| format_valid (greedy) | 0.000 | 1.000 |" in merged
+    )
     assert "| model.safetensors | 2.0 MB |" in merged
     adapter = (tmp_path / "adapter" / "README.md").read_text()
     assert "library_name: peft" in adapter and "resolve('gemma-3-270m')" in adapter and "PeftModel" in adapter

@@ -9,22 +9,61 @@ import pytest
 from cefrtune.cli import main
 from cefrtune.run import MERGE_TOLERANCE
 
-REQUIRED = ["level", "base_model", "train_examples", "eval_examples", "max_seq_length", "steps_per_epoch", "total_steps",
-            "train_runtime_s", "train_tokens_per_s", "initial_train_loss", "final_train_loss", "best_eval_loss",
-            "best_eval_epoch", "baseline", "tuned", "improvement", "effective_batch", "world_size", "merge_check"]
+REQUIRED = [
+    "level",
+    "base_model",
+    "train_examples",
+    "eval_examples",
+    "max_seq_length",
+    "steps_per_epoch",
+    "total_steps",
+    "train_runtime_s",
+    "train_tokens_per_s",
+    "initial_train_loss",
+    "final_train_loss",
+    "best_eval_loss",
+    "best_eval_epoch",
+    "baseline",
+    "tuned",
+    "improvement",
+    "effective_batch",
+    "world_size",
+    "merge_check",
+]
 LOSS_KEYS = ["full_text_loss", "full_text_ppl", "response_loss", "response_ppl"]
-GENERATION_KEYS = ["format_valid", "target_word_used", "misplaced_words", "unknown_token_rate", "above_level_vocab_rate",
-                   "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate", "per_item"]
+GENERATION_KEYS = [
+    "format_valid",
+    "target_word_used",
+    "misplaced_words",
+    "unknown_token_rate",
+    "above_level_vocab_rate",
+    "above_level_grammar_rate",
+    "distinct_2",
+    "repeated_sentence_rate",
+    "copied_from_train_rate",
+    "per_item",
+]
 
 
 @pytest.mark.slow
 def test_smoke_run_writes_everything(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--config", "smoke", "--output", str(out)]) == 0
-    for name in ("report.md", "metrics.json", "loss_curve.png", "config.yaml", "adapter/adapter_model.safetensors",
-                 "adapter/prompt_style.json", "merged/model.safetensors", "merged/config.json", "merged/prompt_style.json",
-                 "merged/generation_config.json", "checkpoints/last/state.pt",
-                 "data/training_data_a1_list_format_train.json", "data/training_data_a1_list_format_eval.json"):
+    for name in (
+        "report.md",
+        "metrics.json",
+        "loss_curve.png",
+        "config.yaml",
+        "adapter/adapter_model.safetensors",
+        "adapter/prompt_style.json",
+        "merged/model.safetensors",
+        "merged/config.json",
+        "merged/prompt_style.json",
+        "merged/generation_config.json",
+        "checkpoints/last/state.pt",
+        "data/training_data_a1_list_format_train.json",
+        "data/training_data_a1_list_format_eval.json",
+    ):
         assert (out / name).exists(), name
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     metrics = json.loads((out / "metrics.json").read_text())
@@ -44,18 +83,34 @@ def test_smoke_run_writes_everything(tmp_path, capsys):
         assert f"{key}_pct" in metrics["improvement"]
     assert metrics["total_steps"] == math.ceil(metrics["train_examples"] / metrics["effective_batch"]) * 2
     assert metrics["steps_run"] == metrics["total_steps"] and not metrics["stopped_early"]
-    assert set(metrics["peak_rss_mb_after_stage"]) == {"train", "evaluate_and_merge", "generate_baseline", "generate_tuned"}
+    assert set(metrics["peak_rss_mb_after_stage"]) == {
+        "train",
+        "evaluate_and_merge",
+        "generate_baseline",
+        "generate_tuned",
+    }
     check = metrics["merge_check"]
-    assert check["merged_dtype"] == "bf16" and check["relative_difference"] < check["tolerance"] == MERGE_TOLERANCE["bf16"]
+    assert (
+        check["merged_dtype"] == "bf16" and check["relative_difference"] < check["tolerance"] == MERGE_TOLERANCE["bf16"]
+    )
     merged_config = json.loads((out / "merged" / "config.json").read_text())
     assert merged_config["dtype"] == "bfloat16"
     generation = json.loads((out / "merged" / "generation_config.json").read_text())
-    assert generation["eos_token_id"] == [1, 106] and generation["max_new_tokens"] > 100 and not generation.get("do_sample")
+    assert (
+        generation["eos_token_id"] == [1, 106]
+        and generation["max_new_tokens"] > 100
+        and not generation.get("do_sample")
+    )
     for folder in ("merged", "adapter"):  # model cards with Hugging Face metadata
         card = (out / folder / "README.md").read_text()
-        assert card.startswith("---\nbase_model: google/gemma-3-270m\nlicense: gemma\n") and "Gemma Terms of Use" in card
+        assert (
+            card.startswith("---\nbase_model: google/gemma-3-270m\nlicense: gemma\n") and "Gemma Terms of Use" in card
+        )
         assert "apply_chat_template" in card and "| answer loss (NLL/token) |" in card
-    assert json.loads((out / "adapter" / "cefrtune_model.json").read_text())["base_model_original"] == "google/gemma-3-270m"
+    assert (
+        json.loads((out / "adapter" / "cefrtune_model.json").read_text())["base_model_original"]
+        == "google/gemma-3-270m"
+    )
     assert metrics["reference_generation"]["format_valid"] == 1.0
     report = (out / "report.md").read_text()
     assert "Baseline comparison" in report and "loss_curve.png" in report

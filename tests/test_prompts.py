@@ -3,8 +3,8 @@
 import pytest
 from transformers import AutoTokenizer
 
+from cefrtune.features import encode
 from cefrtune.prompts import PLAIN, PromptStyle
-from cefrtune.train import encode
 
 
 def _ids(rendered) -> list[int]:

@@ -42,4 +42,9 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
     run_metrics = json.loads((out / "a1" / "metrics.json").read_text())
     assert result["tuned"]["response_loss"] == pytest.approx(run_metrics["tuned"]["response_loss"], rel=1e-5)
     assert result["baseline"]["full_text_loss"] == pytest.approx(run_metrics["baseline"]["full_text_loss"], rel=1e-5)
-    assert set(result["improvement"]) == {"full_text_loss_pct", "full_text_ppl_pct", "response_loss_pct", "response_ppl_pct"}
+    assert set(result["improvement"]) == {
+        "full_text_loss_pct",
+        "full_text_ppl_pct",
+        "response_loss_pct",
+        "response_ppl_pct",
+    }

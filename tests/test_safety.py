@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tiny
-from cefrtune import examples as examples_module
+from cefrtune import files as files_module
 from cefrtune.errors import CheckpointError, UserError
-from cefrtune.examples import DataError, atomic_folder, read_records, recover_folder
-from cefrtune.generate import RequestError, check_request
+from cefrtune.examples import DataError, read_records
+from cefrtune.files import atomic_folder, recover_folder
+from cefrtune.generation import RequestError, check_request
 
 
 class Payload:
@@ -158,9 +159,9 @@ def test_a_kill_during_folder_replacement_leaves_a_whole_folder(tmp_path, monkey
     with atomic_folder(target) as tmp:
         write_version(tmp, "old")
     if swap == "two renames":
-        monkeypatch.setattr(examples_module, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(files_module, "_exchange", lambda a, b: False)
     calls = []
-    real_replace, real_exchange = examples_module.os.replace, examples_module._exchange
+    real_replace, real_exchange = files_module.os.replace, files_module._exchange
 
     def step(function):
         def wrapped(*args):
@@ -170,15 +171,15 @@ def test_a_kill_during_folder_replacement_leaves_a_whole_folder(tmp_path, monkey
             return function(*args)
         return wrapped
 
-    monkeypatch.setattr(examples_module.os, "replace", step(real_replace))
-    monkeypatch.setattr(examples_module, "_exchange", step(examples_module._exchange))
+    monkeypatch.setattr(files_module.os, "replace", step(real_replace))
+    monkeypatch.setattr(files_module, "_exchange", step(files_module._exchange))
     try:
         with atomic_folder(target) as tmp:
             write_version(tmp, "new")
     except Killed:
         pass
-    monkeypatch.setattr(examples_module.os, "replace", real_replace)
-    monkeypatch.setattr(examples_module, "_exchange", real_exchange)
+    monkeypatch.setattr(files_module.os, "replace", real_replace)
+    monkeypatch.setattr(files_module, "_exchange", real_exchange)
     recover_folder(target)  # what a resume does first
     version = json.loads((target / "trainer_state.json").read_text())["version"]
     assert (target / "state.pt").read_text() == version
@@ -192,9 +193,9 @@ def test_a_kill_during_folder_replacement_leaves_a_whole_folder(tmp_path, monkey
 def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples, tmp_path, monkeypatch):
     """Training dies between the two renames of epoch 2's checkpoint (no `last` on disk): the
     resume puts epoch 1's back and gives the adapter of an uninterrupted run."""
-    import cefrtune.train as train_module
     from safetensors.torch import load_file
 
+    import cefrtune.train as train_module
     from cefrtune.config import RunConfig
 
     config = RunConfig(num_train_epochs=2, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=4,
@@ -206,8 +207,8 @@ def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples,
                                   model=tiny.llama(len(tok)), tokenizer=tok)
 
     full = train("full")
-    monkeypatch.setattr(examples_module, "_exchange", lambda a, b: False)
-    real_replace, saves = examples_module.os.replace, []
+    monkeypatch.setattr(files_module, "_exchange", lambda a, b: False)
+    real_replace, saves = files_module.os.replace, []
 
     def dying_replace(a, b):
         if Path(b).name == ".last.old":
@@ -217,10 +218,10 @@ def test_a_kill_between_the_renames_of_a_checkpoint_still_resumes(tok, examples,
                 raise Killed()
         return real_replace(a, b)
 
-    monkeypatch.setattr(examples_module.os, "replace", dying_replace)
+    monkeypatch.setattr(files_module.os, "replace", dying_replace)
     with pytest.raises(Killed):
         train("cut")
-    monkeypatch.setattr(examples_module.os, "replace", real_replace)
+    monkeypatch.setattr(files_module.os, "replace", real_replace)
     assert not (tmp_path / "cut" / "checkpoints" / "last").exists()
     resumed = train("cut", resume=True)
     a = load_file(tmp_path / "full" / "adapter" / "adapter_model.safetensors")

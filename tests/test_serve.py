@@ -4,7 +4,7 @@ with 4xx JSON, XSS attempts refused or shown escaped, a bounded schemathesis run
 teacher page driven in Chromium by Playwright, and one slow test on a smoke-run model.
 
 The tiny model writes gibberish (the checks flag it, which is fine for the API); the page test
-scripts the sentences (as cefrtune.generate's tests do) so it can check the highlighted words.
+scripts the sentences (as the generation tests do) so it can check the highlighted words.
 """
 
 import json
@@ -86,7 +86,10 @@ def test_chat_prompt_renders_turns_in_the_models_prompt_style(tok, chat_tok):
         "<start_of_turn>user\nKısa yaz.\n\nMerhaba<end_of_turn>\n<start_of_turn>model\nMerhaba!<end_of_turn>\n"
         "<start_of_turn>user\nBir cümle yaz.<end_of_turn>\n<start_of_turn>model\n")
     templated = PromptStyle.for_tokenizer(chat_tok).chat_prompt(messages[1:], chat_tok)
-    assert templated == "<|user|>\nMerhaba<|end|>\n<|assistant|>\nMerhaba!<|end|>\n<|user|>\nBir cümle yaz.<|end|>\n<|assistant|>\n"
+    assert (
+        templated
+        == "<|user|>\nMerhaba<|end|>\n<|assistant|>\nMerhaba!<|end|>\n<|user|>\nBir cümle yaz.<|end|>\n<|assistant|>\n"
+    )
 
 
 def test_openai_client_lists_the_model_and_chats_plain_and_streaming(server):

@@ -9,9 +9,10 @@ from peft import PeftModel
 import tiny
 from cefrtune.config import load_config
 from cefrtune.evaluate import loss_metrics
+from cefrtune.features import TooLongError
 from cefrtune.merge import merge
 from cefrtune.prompts import PromptStyle
-from cefrtune.train import TooLongError, train
+from cefrtune.train import train
 
 ARCHS = {"llama": tiny.llama, "gemma3": tiny.gemma3}
 
@@ -28,7 +29,14 @@ def tiny_config(**overrides):
 def test_loss_goes_down_lora_changes_base_frozen(arch, tok, examples, tmp_path):
     model = ARCHS[arch](len(tok))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = train(tiny_config(num_train_epochs=6, learning_rate=1e-2), examples[:6], examples[6:], tmp_path, model=model, tokenizer=tok)
+    result = train(
+        tiny_config(num_train_epochs=6, learning_rate=1e-2),
+        examples[:6],
+        examples[6:],
+        tmp_path,
+        model=model,
+        tokenizer=tok,
+    )
     losses = [h["loss"] for h in result.history if "loss" in h]
     assert losses[-1] < losses[0] * 0.9
     evals = [h["eval_loss"] for h in result.history if "eval_loss" in h]
@@ -52,14 +60,23 @@ def test_loss_goes_down_lora_changes_base_frozen(arch, tok, examples, tmp_path):
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_merged_equals_base_plus_adapter(arch, tok, examples, tmp_path):
-    train(tiny_config(num_train_epochs=2), examples[:6], examples[6:], tmp_path, model=ARCHS[arch](len(tok)), tokenizer=tok)
+    train(
+        tiny_config(num_train_epochs=2),
+        examples[:6],
+        examples[6:],
+        tmp_path,
+        model=ARCHS[arch](len(tok)),
+        tokenizer=tok,
+    )
     base = ARCHS[arch](len(tok))  # same seed -> same base weights
     peft_model = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
     ids = torch.tensor([tok("Evde kimse yok 1 2 3")["input_ids"]])
     with torch.no_grad():
         expected = peft_model(input_ids=ids).logits
     # fp32 here, for an exact comparison (merged/ is saved in bf16 by default; the run's merge check covers that)
-    merged = merge("tiny", tmp_path / "adapter", tmp_path / "merged", base_model=peft_model, tokenizer=tok, dtype="fp32")
+    merged = merge(
+        "tiny", tmp_path / "adapter", tmp_path / "merged", base_model=peft_model, tokenizer=tok, dtype="fp32"
+    )
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
     from transformers import AutoModelForCausalLM
@@ -93,7 +110,9 @@ def test_resume_after_interruption_gives_the_same_adapter(tok, examples, tmp_pat
     monkeypatch.setattr(train_module, "_save_checkpoint", original)
     cut_state = (tmp_path / "cut" / "checkpoints" / "last" / "trainer_state.json").read_text()
     assert '"epoch": 1' in cut_state
-    resumed = train(config, examples[:6], examples[6:], tmp_path / "cut", resume=True, model=tiny.llama(len(tok)), tokenizer=tok)
+    resumed = train(
+        config, examples[:6], examples[6:], tmp_path / "cut", resume=True, model=tiny.llama(len(tok)), tokenizer=tok
+    )
     from safetensors.torch import load_file
 
     a = load_file(tmp_path / "full" / "checkpoints" / "last" / ".." / ".." / "adapter" / "adapter_model.safetensors")
@@ -106,12 +125,19 @@ def test_resume_after_interruption_gives_the_same_adapter(tok, examples, tmp_pat
 
 def test_too_long_example_is_refused_by_name(tok, examples, tmp_path):
     with pytest.raises(TooLongError, match="e0"):
-        train(tiny_config(max_seq_length=20), examples[:4], examples[4:], tmp_path, model=tiny.llama(len(tok)), tokenizer=tok)
+        train(
+            tiny_config(max_seq_length=20),
+            examples[:4],
+            examples[4:],
+            tmp_path,
+            model=tiny.llama(len(tok)),
+            tokenizer=tok,
+        )
 
 
 def hand_computed_nll(model, tok, style, example):
     """Every next-token NLL of one example, unbatched, and its prompt length."""
-    from cefrtune.train import encode
+    from cefrtune.features import encode
 
     prompt, response = encode(example, tok, style)
     ids = torch.tensor([prompt + response])
@@ -161,7 +187,14 @@ def test_bf16_and_compiled_training_match_plain_fp32(tok, examples, tmp_path):
     softmax, eager attention on CPU) train the same model: same train losses as plain fp32 with
     the model's own attention (sdpa), within bf16 rounding."""
     config = dict(num_train_epochs=2, learning_rate=1e-2)
-    plain = train(tiny_config(**config), examples[:4], examples[4:6], tmp_path / "plain", model=tiny.gemma3(len(tok)), tokenizer=tok)
+    plain = train(
+        tiny_config(**config),
+        examples[:4],
+        examples[4:6],
+        tmp_path / "plain",
+        model=tiny.gemma3(len(tok)),
+        tokenizer=tok,
+    )
     sdpa = train(tiny_config(attention="sdpa", **config), examples[:4], examples[4:6], tmp_path / "sdpa",
                  model=tiny.gemma3(len(tok)), tokenizer=tok)
     compiled = train(tiny_config(compile=True, **config), examples[:4], examples[4:6], tmp_path / "compiled",
@@ -184,7 +217,14 @@ def test_unsloth_backend_without_cuda_names_the_default(tok, examples, tmp_path)
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the error path is for machines without it")
     with pytest.raises(BackendUnavailable, match=r"no CUDA device.*--set backend=torch"):
-        train(tiny_config(backend="unsloth"), examples[:4], examples[4:6], tmp_path, model=tiny.gemma3(len(tok)), tokenizer=tok)
+        train(
+            tiny_config(backend="unsloth"),
+            examples[:4],
+            examples[4:6],
+            tmp_path,
+            model=tiny.gemma3(len(tok)),
+            tokenizer=tok,
+        )
     assert not (tmp_path / "adapter").exists()
 
 
@@ -192,9 +232,22 @@ def test_early_stopping_ends_where_the_full_run_stops_improving(tok, examples, t
     from cefrtune.examples import Example
 
     # Eval sentences unlike the training ones: the tiny model first learns the format, then overfits.
-    other = ["Bugün hava çok güzel.", "Annem çay içiyor.", "Sınıfta on öğrenci var.", "Otobüs geç geldi.", "Pazardan domates aldık.",
-             "Kardeşim top oynuyor.", "Akşam yemeği hazır.", "Kapıyı kapat lütfen.", "Deniz mavi.", "Saat üçte buluşalım."]
-    held_out = [Example("A1", examples[0].words, other, id="o1"), Example("A1", examples[0].words, other[::-1], id="o2")]
+    other = [
+        "Bugün hava çok güzel.",
+        "Annem çay içiyor.",
+        "Sınıfta on öğrenci var.",
+        "Otobüs geç geldi.",
+        "Pazardan domates aldık.",
+        "Kardeşim top oynuyor.",
+        "Akşam yemeği hazır.",
+        "Kapıyı kapat lütfen.",
+        "Deniz mavi.",
+        "Saat üçte buluşalım.",
+    ]
+    held_out = [
+        Example("A1", examples[0].words, other, id="o1"),
+        Example("A1", examples[0].words, other[::-1], id="o2"),
+    ]
     config = dict(num_train_epochs=10, learning_rate=3e-2)
     full = train(tiny_config(early_stopping_patience=None, **config), examples[:6], held_out, tmp_path / "full",
                  model=tiny.llama(len(tok)), tokenizer=tok)
@@ -217,10 +270,13 @@ def test_early_stopping_ends_where_the_full_run_stops_improving(tok, examples, t
 
 
 def test_collate_pads_to_a_multiple_with_masked_ignored_positions():
+    from cefrtune.features import collate
     from cefrtune.loss import IGNORE
-    from cefrtune.train import collate
 
-    features = [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8, 9, 10, 11, 12], "labels": [IGNORE, IGNORE, 10, 11, 12]}]
+    features = [
+        {"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]},
+        {"input_ids": [8, 9, 10, 11, 12], "labels": [IGNORE, IGNORE, 10, 11, 12]},
+    ]
     batch = collate(features, pad_id=0, device="cpu", multiple=4)
     assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0, 0, 0, 0], [8, 9, 10, 11, 12, 0, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0, 0]]

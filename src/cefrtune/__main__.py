@@ -1,3 +1,5 @@
+"""`python -m cefrtune ...`: the same command line as the `cefrtune` command (cefrtune.cli)."""
+
 import sys
 
 from cefrtune.cli import main

@@ -18,8 +18,9 @@ import argparse
 import json
 import sys
 
-from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT, RunConfig
+from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT
 from cefrtune.errors import UserError
+from cefrtune.generation_settings import GENERATION
 
 REPORT_HINT = ("cefrtune: unexpected error (a bug in cefrtune, not in what you gave it). Please report it with the "
                "command you ran, the traceback above and `pip show cefrtune torch transformers`.")
@@ -122,19 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", default=None, help="JSON list of word lists, or examples (JSON/JSONL)")
     p.add_argument("--output", default=None, help="JSONL of results (with --input)")
     p.add_argument("--checked", action="store_true", help="check every sentence and regenerate failing ones")
-    p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds in checked mode")
-    p.add_argument("--candidates", type=int, default=RunConfig.checked_candidates,
+    p.add_argument("--attempts", type=int, default=GENERATION.attempts, help="regeneration rounds in checked mode")
+    p.add_argument("--candidates", type=int, default=GENERATION.candidates,
                    help="checked mode: sentences sampled for each failing sentence in a steered round "
                         "(the most fluent passing one is kept)")
-    p.add_argument("--free-attempts", type=int, default=None,
+    p.add_argument("--free-attempts", type=int, default=GENERATION.free_attempts,
                    help="checked mode: unsteered rounds before the word's stem is written for the model "
-                        "(default: cefrtune.generate.FREE_ATTEMPTS; -1: never steer)")
+                        "(-1: never steer)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=384)
+    p.add_argument("--temperature", type=float, default=GENERATION.temperature,
+                   help="sampling temperature (with --sample, and in --checked's regeneration rounds)")
+    p.add_argument("--top-p", type=float, default=GENERATION.top_p)
+    p.add_argument("--seed", type=int, default=GENERATION.seed)
+    p.add_argument("--batch-size", type=int, default=GENERATION.batch_size)
+    p.add_argument("--max-new-tokens", type=int, default=GENERATION.max_new_tokens)
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("serve", help="the teacher page and an HTTP API (OpenAI-compatible chat) over a model")
@@ -143,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=SERVE_PORT)
     p.add_argument("--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${SERVE_API_KEY_ENV})")
     p.add_argument("--feedback-db", default=None, help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)")
-    p.add_argument("--attempts", type=int, default=RunConfig.checked_attempts, help="regeneration rounds for failing sentences")
+    p.add_argument("--attempts", type=int, default=GENERATION.attempts, help="regeneration rounds for failing sentences")
     p.set_defaults(func=_serve)
 
     from cefrtune.export import DEFAULT_QUANT, QUANTS
@@ -342,8 +344,9 @@ def _eval(args) -> int:
 
 
 def _generate(args) -> int:
-    from cefrtune.generate import RequestError, check_options, check_output, check_request, generate_into, read_requests
-    from cefrtune.serve import load_generator
+    from cefrtune.generate import check_options, check_output, generate_into, read_requests
+    from cefrtune.generation import RequestError, check_request
+    from cefrtune.models import load_generator
 
     check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
                   args.free_attempts, args.seed)

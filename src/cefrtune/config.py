@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from cefrtune.errors import UserError
+from cefrtune.generation_settings import GENERATION
 from cefrtune.turkish import LEVELS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -120,17 +121,17 @@ class RunConfig:
     """Generate for every eval word list with baseline and tuned model and score the sentences."""
     max_new_tokens: int | None = None
     """Tokens a generated answer may have; None: 1.5 x the longest reference answer of the data."""
-    generation_batch_size: int = 32
+    generation_batch_size: int = GENERATION.batch_size
     """Word lists decoded together. Decoding is memory-bound on a CPU (every step reads all weights),
     so large batches cost little more per step than small ones."""
     merged_dtype: str = "bf16"
     """Dtype merged/ is saved in ("bf16": half the size of "fp32", the dtype generation uses; the
     merge itself is computed in fp32 either way)."""
-    generation_dtype: str = "bf16"
+    generation_dtype: str = GENERATION.dtype
     """Weights dtype while generating ("bf16" halves the memory traffic of each decoding step, or "fp32")."""
-    checked_attempts: int = 6
+    checked_attempts: int = GENERATION.attempts
     """Checked generation: regeneration rounds for failing sentences (0 turns checked mode off)."""
-    checked_candidates: int = 4
+    checked_candidates: int = GENERATION.candidates
     """Checked generation: sentences sampled for each failing sentence in a steered round (the
     passing one the model finds most fluent is kept; a free round samples one). Measured in
     benchmarks/checked_generation.py."""

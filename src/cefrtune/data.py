@@ -95,7 +95,12 @@ def validate(
             where = f"{example.origin} sentences[{i}]"
             if key in first_seen:
                 report.problems.append(
-                    Problem(example.origin, f"sentences[{i}]", "duplicate_sentence", f"'{sentence}' repeats {first_seen[key]}")
+                    Problem(
+                        example.origin,
+                        f"sentences[{i}]",
+                        "duplicate_sentence",
+                        f"'{sentence}' repeats {first_seen[key]}",
+                    )
                 )
             else:
                 first_seen[key] = where
@@ -112,7 +117,8 @@ def validate(
                 skeleton_origin[skeleton],
                 "sentences",
                 "filler_pattern",
-                f"the pattern '{skeleton}' covers {count} of {total_sentences} sentences (limit {limit}); vary the sentences",
+                f"the pattern '{skeleton}' covers {count} of {total_sentences} sentences (limit {limit}); "
+                "vary the sentences",
             )
         )
     report.problems.extend(_circumflex_problems(examples))
@@ -133,21 +139,34 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
         where = f"sentences[{i}]"
         key = _sentence_key(sentence)
         if key in seen:
-            problems.append(Problem(example.origin, where, "duplicate_sentence", f"same sentence as sentences[{seen[key]}]"))
+            problems.append(
+                Problem(example.origin, where, "duplicate_sentence", f"same sentence as sentences[{seen[key]}]")
+            )
         seen.setdefault(key, i)
         grammar = sentence_grammar(sentence)
         tokens = list(grammar.tokens)
         lengths.append(len(tokens))
         if find_word(tokens, word) is None:
             problems.append(
-                Problem(example.origin, where, "target_word_missing", f"does not use target word {i + 1} '{word}' (no token has it as lemma): '{sentence}'")
+                Problem(
+                    example.origin,
+                    where,
+                    "target_word_missing",
+                    f"does not use target word {i + 1} '{word}' (no token has it as lemma): '{sentence}'",
+                )
             )
         for token in tokens:
             if token.proper:
                 proper_nouns[token.text.split("'")[0].split("’")[0]] += 1
             elif not token.known:
                 problems.append(
-                    Problem(example.origin, where, "unknown_token", f"'{token.text}' is not a Turkish word the analyser knows (typo or invented form?): '{sentence}'")
+                    Problem(
+                        example.origin,
+                        where,
+                        "unknown_token",
+                        f"'{token.text}' is not a Turkish word the analyser knows (typo or invented form?): "
+                        f"'{sentence}'",
+                    )
                 )
         for finding in sentence_findings(sentence, tokens):
             problems.append(Problem(example.origin, where, finding.kind, f"{finding.message}: '{sentence}'"))
@@ -166,7 +185,12 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
             )
         if not low <= len(tokens) <= high:
             problems.append(
-                Problem(example.origin, where, "sentence_length", f"{len(tokens)} words; {example.level} sentences have {low}-{high}: '{sentence}'")
+                Problem(
+                    example.origin,
+                    where,
+                    "sentence_length",
+                    f"{len(tokens)} words; {example.level} sentences have {low}-{high}: '{sentence}'",
+                )
             )
         for feature in grammar.above(example.level):
             problems.append(
@@ -181,7 +205,13 @@ def _check_example(example: Example, proper_nouns: Counter, lengths: list[int]) 
         level_used = level_used or grammar.uses(example.level)
     if level_index(example.level) >= level_index("B1") and not level_used:
         problems.append(
-            Problem(example.origin, "sentences", "no_level_grammar", f"no sentence uses a grammar feature of {example.level}", severity="warning")
+            Problem(
+                example.origin,
+                "sentences",
+                "no_level_grammar",
+                f"no sentence uses a grammar feature of {example.level}",
+                severity="warning",
+            )
         )
     return problems
 
@@ -375,7 +405,9 @@ def _grammar_feature_problems(examples: list[Example], problems: list[Problem], 
 # ---- split --------------------------------------------------------------------------------
 
 
-def split(path: str | Path, out_dir: str | Path, eval_fraction: float = 0.1, seed: int = 42, n: int = 10) -> tuple[Path, Path]:
+def split(
+    path: str | Path, out_dir: str | Path, eval_fraction: float = 0.1, seed: int = 42, n: int = 10
+) -> tuple[Path, Path]:
     """Deterministic train/eval split by seed, seed-style JSON files, no eval sentence in train.
 
     Writes `<out>/training_data_<level>_list_format_{train,eval}.json` and returns their paths."""
@@ -390,7 +422,9 @@ def split(path: str | Path, out_dir: str | Path, eval_fraction: float = 0.1, see
     return train_path, eval_path
 
 
-def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: int = 42) -> tuple[list[Example], list[Example]]:
+def split_examples(
+    examples: list[Example], eval_fraction: float = 0.1, seed: int = 42
+) -> tuple[list[Example], list[Example]]:
     """Shuffle with `seed`, hold out round(len * eval_fraction) examples (at least one), and drop
     from train any example that shares a sentence with the eval set."""
     if not 0 < eval_fraction < 1:
@@ -442,10 +476,14 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
                 result["problems"].append(f"{where}: empty word")
                 continue
             if pos not in POS_TAGS:
-                result["problems"].append(f"{where}: '{word}' has part of speech '{pos}'; use one of {', '.join(sorted(POS_TAGS))}")
+                result["problems"].append(
+                    f"{where}: '{word}' has part of speech '{pos}'; use one of {', '.join(sorted(POS_TAGS))}"
+                )
             key = fold(word)
             if key in seen:
-                result["problems"].append(f"{where}: '{word}' is already a {seen[key]} word; each word belongs to one level")
+                result["problems"].append(
+                    f"{where}: '{word}' is already a {seen[key]} word; each word belongs to one level"
+                )
             seen.setdefault(key, level)
             if not all(analyse_word(part) for part in word.split()):
                 result["problems"].append(f"{where}: '{word}' is unknown to the analyser")
@@ -454,8 +492,10 @@ def check_wordlists(folder: str | Path | None = None, write: bool = False) -> di
             row["zipf"] = f"{zipf:.2f}" if zipf else ""
             zipfs.append(zipf)
         if write:
-            text = "word\tpos\tzipf\n" + "".join(f"{r['word'].strip()}\t{r['pos'].strip()}\t{r['zipf']}\n" for r in rows if r.get("word", "").strip())
-            from cefrtune.examples import write_text_atomic
+            text = "word\tpos\tzipf\n" + "".join(
+                f"{r['word'].strip()}\t{r['pos'].strip()}\t{r['zipf']}\n" for r in rows if r.get("word", "").strip()
+            )
+            from cefrtune.files import write_text_atomic
 
             write_text_atomic(path, text)
         known = [z for z in zipfs if z]
@@ -563,7 +603,9 @@ def level_ordering(sets: dict[str, list[str]]) -> dict:
             per_sentence["level"].append(LEVELS.index(level))
             per_sentence["words"].append(m["words"])
             per_sentence["morphemes_per_word"].append(m["morphemes_per_word"])
-            per_sentence["atesman"].append(-(198.825 - 40.175 * m["syllables"] / max(m["words"], 1) - 2.610 * m["words"]))
+            per_sentence["atesman"].append(
+                -(198.825 - 40.175 * m["syllables"] / max(m["words"], 1) - 2.610 * m["words"])
+            )
             per_sentence["grammar_level"].append(m["grammar_level"])
     spearman = {}
     if len(rows) > 1:
@@ -582,8 +624,8 @@ def stats(paths: list[str | Path], model: str = "gemma-3-270m") -> dict:
     from transformers import AutoTokenizer
 
     from cefrtune import models
+    from cefrtune.features import encode
     from cefrtune.prompts import PromptStyle
-    from cefrtune.train import encode
 
     examples = [e for path in paths for e in load_examples(path)]
     tokenizer = AutoTokenizer.from_pretrained(models.resolve(model).path)
@@ -604,6 +646,7 @@ def stats(paths: list[str | Path], model: str = "gemma-3-270m") -> dict:
         "tokens": {**_length_stats(lengths), "longest_example": longest_id},
         "tokenizer": model,
         "recommended_max_seq_length": recommended,
-        "reason": f"the longest example has {longest} tokens ({longest_id}); {recommended} leaves 25 % headroom, rounded to 64. "
-                  "Training refuses any example longer than max_seq_length (nothing is truncated).",
+        "reason": f"the longest example has {longest} tokens ({longest_id}); {recommended} leaves 25 % headroom, "
+        "rounded to 64. "
+        "Training refuses any example longer than max_seq_length (nothing is truncated).",
     }

@@ -25,14 +25,27 @@ import inspect
 import torch
 
 from cefrtune import memory
+from cefrtune.generation_settings import GENERATION
 
 SAMPLE_TOP_K = 64
 
 
-def decode_texts(model, tokenizer, prompts: list[list[int]], max_new_tokens: int | list[int], stop_ids: list[int],
-                 batch_size: int = 32, lines: list[int] | None = None, sample: bool = False, temperature: float = 0.8,
-                 top_p: float = 0.95, seed: int = 0, progress: bool = False, desc: str = "generate",
-                 scores: list[float] | None = None) -> list[str]:
+def decode_texts(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    max_new_tokens: int | list[int],
+    stop_ids: list[int],
+    batch_size: int = GENERATION.batch_size,
+    lines: list[int] | None = None,
+    sample: bool = False,
+    temperature: float = GENERATION.temperature,
+    top_p: float = GENERATION.top_p,
+    seed: int = GENERATION.seed,
+    progress: bool = False,
+    desc: str = "generate",
+    scores: list[float] | None = None,
+) -> list[str]:
     """The text each prompt's continuation decodes to (special tokens dropped), in prompt order.
     Prompts are decoded shortest first, `batch_size` different prompts at a time; a sampled batch is seeded with
     `seed` + the index of its first prompt, so the same call gives the same text. `max_new_tokens` is one
@@ -44,10 +57,22 @@ def decode_texts(model, tokenizer, prompts: list[list[int]], max_new_tokens: int
     return [tokenizer.decode(row, skip_special_tokens=True) for row in tokens]
 
 
-def decode_tokens(model, tokenizer, prompts: list[list[int]], max_new_tokens: int | list[int], stop_ids: list[int],
-                  batch_size: int = 32, lines: list[int] | None = None, sample: bool = False, temperature: float = 0.8,
-                  top_p: float = 0.95, seed: int = 0, progress: bool = False, desc: str = "generate",
-                  scores: list[float] | None = None) -> list[list[int]]:
+def decode_tokens(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    max_new_tokens: int | list[int],
+    stop_ids: list[int],
+    batch_size: int = GENERATION.batch_size,
+    lines: list[int] | None = None,
+    sample: bool = False,
+    temperature: float = GENERATION.temperature,
+    top_p: float = GENERATION.top_p,
+    seed: int = GENERATION.seed,
+    progress: bool = False,
+    desc: str = "generate",
+    scores: list[float] | None = None,
+) -> list[list[int]]:
     """`decode_texts`, before decoding: the token ids each prompt's row wrote, its stop token included."""
     from tqdm.auto import tqdm
 
@@ -119,13 +144,17 @@ def decode_batch(model, prompts: list[list[int]], max_new_tokens: int | list[int
     live = list(range(len(prompts)))  # the prompt each batch row belongs to
     inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
     for step in range(max_new_tokens):
-        logits = model(**inputs, **{cache_arg: cache}, use_cache=True, **({"logits_to_keep": 1} if keeps_logits else {})).logits
+        logits = model(
+            **inputs, **{cache_arg: cache}, use_cache=True, **({"logits_to_keep": 1} if keeps_logits else {})
+        ).logits
         scores = logits[:, -1]
         if step == 0 and len(distinct) < len(prompts):  # a prompt asked for several times is read once, then copied
             index = torch.tensor(prompt_of_row, device=device)
             cache.batch_select_indices(index)
             scores, mask, inputs["position_ids"] = scores[index], mask[index], inputs["position_ids"][index]
-        tokens = sampler(scores) if sampler is not None else scores.max(dim=-1).indices  # the first best, as argmax; 4x faster on bf16
+        tokens = (
+            sampler(scores) if sampler is not None else scores.max(dim=-1).indices
+        )  # the first best, as argmax; 4x faster on bf16
         if logprobs is not None:
             chosen = scores.float().log_softmax(dim=-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
             for prompt, value in zip(live, chosen):
@@ -233,6 +262,9 @@ def _growing_layer_class():
         def batch_select_indices(self, indices):
             if self.is_initialized and self.filled:
                 self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
-                self.keys, self.values = self.key_buffer[..., : self.filled, :], self.value_buffer[..., : self.filled, :]
+                self.keys, self.values = (
+                    self.key_buffer[..., : self.filled, :],
+                    self.value_buffer[..., : self.filled, :],
+                )
 
     return _GrowingLayer

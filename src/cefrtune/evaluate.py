@@ -15,9 +15,9 @@ import math
 import torch
 
 from cefrtune.examples import Example
+from cefrtune.features import collate, tokenize_examples
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
-from cefrtune.train import collate, tokenize_examples
 
 
 def loss_metrics(model, tokenizer, style: PromptStyle, examples: list[Example], batch_size: int = 8) -> dict:
@@ -73,7 +73,11 @@ def evaluate(model_dir: str, data: str, base: str | None = None, batch_size: int
     info_path = Path(model_dir) / "cefrtune_model.json"
     if base is None and info_path.exists():
         base = json.loads(info_path.read_text())["base_model"]
-    result = {"data": str(data), "examples": len(examples), "tuned": loss_metrics(tuned_model, tokenizer, style, examples, batch_size)}
+    result = {
+        "data": str(data),
+        "examples": len(examples),
+        "tuned": loss_metrics(tuned_model, tokenizer, style, examples, batch_size),
+    }
     del tuned_model
     if base:
         base_model, _, _ = models.load(base, dtype=torch.float32)

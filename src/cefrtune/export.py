@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 
 from cefrtune.errors import UserError
-from cefrtune.examples import write_text_atomic
+from cefrtune.files import write_text_atomic
 from cefrtune.prompts import PromptStyle
 
 QUANTS = ("q8_0", "f16", "q4_k_m")

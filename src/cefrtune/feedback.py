@@ -111,7 +111,7 @@ class FeedbackStore:
 
     def export(self, path: str | Path) -> int:
         """Write every verdict as JSONL to `path`; returns how many."""
-        from cefrtune.examples import write_text_atomic
+        from cefrtune.files import write_text_atomic
 
         records = self.records()
         write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -1,20 +1,12 @@
-"""The generate stage: numbered Turkish sentences for word lists, raw or checked.
+"""The generate stage: word lists from the command line or a file in, numbered sentences out.
 
     cefrtune generate --model runs/a1-.../merged --level A1 --words "ev,su,okul,..."
     cefrtune generate --model DIR --input lists.json --output out.jsonl [--checked]
 
-`generate_lists` is batched and greedy by default (reproducible); sampling is an option. The
-answer is parsed leniently (extra text, missing numbers, merged lines are reported, not raised).
-`generate_checked` then checks every sentence (target word by lemma, real Turkish words, level
-grammar and vocabulary, no duplicate, no copy of training data) and regenerates only the
-failing sentences: the model continues its own list right at the failing number (`7. `), with
-sampling, batched over every failing sentence, up to a budget of rounds; after `free_attempts`
-unsteered rounds the target word's stem is written for it, which steers the sentence to the
-word, and each steered round samples several candidates for every failing sentence. Every
-sentence comes back with its checks; failures are flagged with their reasons, never hidden.
-`benchmarks/checked_generation.py` measures the schedules against each other.
-
-The token loop itself (KV cache, stop rules, the top-k/top-p sampler) is cefrtune.decode.
+`read_requests` reads the word lists, `check_options` and `check_output` refuse what cannot
+work before any model loads, and `generate_into` generates them (raw or checked, through
+cefrtune.generation, which holds the checks and the regeneration rounds) and appends each chunk
+of results to `--output` as soon as it is done, so a stopped run continues where it stopped.
 """
 
 from __future__ import annotations
@@ -22,173 +14,36 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from cefrtune.decode import decode_texts
-from cefrtune.errors import UserError
-from cefrtune.metrics import check_sentence, sentence_key
-from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
-from cefrtune.train import prompt_ids
-from cefrtune.turkish import LEVELS, analyse_word, fold, tokenize
-
-
-FREE_ATTEMPTS = 1
-"""Unsteered regeneration rounds before steering starts (measured in benchmarks/checked_generation.py)."""
-CANDIDATES = 4
-"""Sentences sampled per failing sentence in each steered round."""
-FREE_CANDIDATES = 1
-"""... and in each unsteered round. Measured in benchmarks/checked_generation.py with the default
-run's model: one candidate a round passes 94.4 %; 4 a round 99.4 %; 1 in the free round, then 4
-steered: 100 %, and the fastest of the three with several candidates."""
-CHECKED_TEMPERATURE, CHECKED_TOP_P = 0.9, 0.95
-"""The sampler of checked generation's regeneration rounds."""
-
+from cefrtune.generation import Request, RequestError, check_request, generate_checked, generate_lists
+from cefrtune.generation_settings import GENERATION
+from cefrtune.prompts import PromptStyle
 
 RESULTS_CHUNK = 32
 """Word lists generated between two writes of `generate --output` (a stop loses at most these)."""
 
 
-class RequestError(UserError, ValueError):
-    """A word list that cannot be generated for; the message says which and why."""
-
-
-@dataclass
-class Request:
-    level: str
-    words: list[str]
-
-
-def check_request(level: str, words: list[str], n: int | None = 10, where: str = "request") -> Request:
-    problems = []
-    if not isinstance(words, list):
-        raise RequestError(f"{where}: words must be a list of words, got {type(words).__name__}")
-    if not isinstance(level, str) or level not in LEVELS:
-        problems.append(f"unknown level '{level}' (use one of {', '.join(LEVELS)})")
-    if n is not None and len(words) != n:
-        problems.append(f"{len(words)} words, expected {n}")
-    for i, word in enumerate(words, start=1):
-        if not isinstance(word, str) or not word.strip():
-            problems.append(f"word {i} is empty")
-        elif " ".join(tokenize(word)) != " ".join(word.split()):
-            problems.append(f"word {i} '{word}' is not a Turkish word (letters only)")
-    if problems:
-        raise RequestError(f"{where}: " + "; ".join(problems))
-    return Request(level, [w.strip() for w in words])
-
-
-def generate_lists(model, tokenizer, style: PromptStyle, requests: list[Request], batch_size: int = 8,
-                   max_new_tokens: int = 384, sample: bool = False, temperature: float = 0.8, top_p: float = 0.95,
-                   seed: int = 0, progress: bool = False, complete=None) -> list[dict]:
-    """One raw answer per request: {level, words, text, sentences, format_valid, issues}.
-    `complete(prompts, max_new_tokens, sample, seed, lines, scores=None)` replaces the model (tests drive
-    the loop with a scripted one); `lines` is how many lines each answer may have; a `scores` list receives
-    each answer's fluency (mean log-probability per token)."""
-    complete = complete or model_completer(model, tokenizer, style, batch_size, temperature, top_p, progress)
-    prompts = [prompt_ids(style.prompt(r.level, r.words, tokenizer), tokenizer) for r in requests]
-    texts = complete(prompts, max_new_tokens, sample, seed, [len(r.words) for r in requests])
-    results = []
-    for request, text in zip(requests, texts):
-        parsed = parse_numbered(text, len(request.words), style, request.words)
-        results.append({"level": request.level, "words": request.words, "text": text, "sentences": parsed.sentences,
-                        "format_valid": parsed.format_valid, "issues": parsed.issues})
-    return results
-
-
-def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Request], attempts: int = 4,
-                     train_sentences: list[str] | None = None, batch_size: int = 8, max_new_tokens: int = 384,
-                     seed: int = 0, progress: bool = False, complete=None,
-                     free_attempts: int | None = FREE_ATTEMPTS, candidates: int = CANDIDATES,
-                     free_candidates: int | None = FREE_CANDIDATES) -> tuple[list[dict], dict]:
-    """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
-    The first `free_attempts` rounds sample freely, later rounds are steered (the word's stem
-    starts the sentence); None never steers. Each steered round samples `candidates` sentences for
-    every failing one, each free round `free_candidates` (None: as many), batched, and keeps the
-    passing one the model finds most fluent (highest mean log-probability per token). Returns the
-    results (each sentence with its checks) and a summary: pass rates before and after, mean rounds
-    and samples per sentence, sentences per second."""
-    free_candidates = candidates if free_candidates is None else free_candidates
-    if attempts < 0 or candidates < 1 or free_candidates < 1:
-        raise ValueError(f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})")
-    started = time.perf_counter()
-    complete = complete or model_completer(model, tokenizer, style, batch_size, CHECKED_TEMPERATURE, CHECKED_TOP_P,
-                                           progress)
-    results = generate_lists(model, tokenizer, style, requests, batch_size, max_new_tokens, seed=seed, complete=complete)
-    train_keys = frozenset(sentence_key(s) for s in train_sentences or [])
-    tries = [[1] * len(r["words"]) for r in results]  # rounds that wrote this sentence
-    samples = [[1] * len(r["words"]) for r in results]  # sentences sampled for it
-    # One sentence gets twice its share of the list's budget (a list of n sentences: 2/n of it).
-    sentence_budget = max(24, min(96, 2 * max_new_tokens // max(len(requests[0].words), 1))) if requests else 48
-    checks = [_check_all(r, train_keys) for r in results]
-    before = sum(c.passed for cs in checks for c in cs)
-    for attempt in range(1, attempts + 1):
-        failing = [(i, j) for i, cs in enumerate(checks) for j, c in enumerate(cs) if not c.passed]
-        if not failing:
-            break
-        steering = free_attempts is not None and attempt > free_attempts
-        prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
-        k = candidates if steering else free_candidates
-        fluency: list[float] = []
-        rows = [p for p in prefixes for _ in range(k)]
-        texts = complete(rows, sentence_budget, True, seed + attempt, [1] * len(rows), scores=fluency)
-        for n, (i, j) in enumerate(failing):
-            tries[i][j] += 1
-            samples[i][j] += k  # all were generated, whichever is kept
-            passing = []
-            for c, text in enumerate(texts[n * k : (n + 1) * k]):
-                line = text.lstrip("\n").split("\n", 1)[0]
-                candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
-                trial = dict(results[i])
-                trial["sentences"] = list(results[i]["sentences"])
-                trial["sentences"][j] = style.strip_word(candidate, results[i]["words"][j]) if candidate else None
-                new_checks = _check_all(trial, train_keys)
-                if new_checks[j].passed:
-                    score = fluency[n * k + c] if len(fluency) == len(texts) else 0.0
-                    passing.append((score, -c, trial, new_checks))
-            if passing:  # the most fluent passing candidate (by the model's own score); the first on a tie
-                _, _, results[i], checks[i] = max(passing, key=lambda p: p[:2])
-    seconds = time.perf_counter() - started
-    total = sum(len(r["words"]) for r in results)
-    after = sum(c.passed for cs in checks for c in cs)
-    for result, cs, rounds, sampled in zip(results, checks, tries, samples):
-        result["checks"] = [dict(c.to_json(), attempts=a, samples=s) for c, a, s in zip(cs, rounds, sampled)]
-        result["flagged"] = [c.to_json() for c in cs if not c.passed]
-    summary = {
-        "sentences": total,
-        "pass_rate_before": round(before / total, 4) if total else 0.0,
-        "pass_rate": round(after / total, 4) if total else 0.0,
-        "flagged": total - after,
-        "mean_attempts": round(sum(map(sum, tries)) / total, 3) if total else 0.0,
-        "mean_samples": round(sum(map(sum, samples)) / total, 3) if total else 0.0,
-        "seconds": round(seconds, 2),
-        "sentences_per_s": round(total / seconds, 3) if seconds else 0.0,
-        "attempt_budget": attempts,
-        "free_attempts": free_attempts,
-        "candidates": candidates,
-        "free_candidates": free_candidates,
-    }
-    return results, summary
-
-
 def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request], output: str | Path | None = None,
-                  done: int = 0, checked: bool = False, attempts: int = 4, candidates: int = CANDIDATES,
-                  free_attempts: int | None = FREE_ATTEMPTS, sample: bool = False, temperature: float = 0.8,
-                  top_p: float = 0.95, seed: int = 0, batch_size: int = 8, max_new_tokens: int = 384,
-                  on_summary=None) -> list[dict]:
+                  done: int = 0, checked: bool = False, attempts: int = GENERATION.attempts,
+                  candidates: int = GENERATION.candidates, free_attempts: int | None = GENERATION.free_attempts,
+                  sample: bool = False, temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
+                  seed: int = GENERATION.seed, batch_size: int = GENERATION.batch_size,
+                  max_new_tokens: int = GENERATION.max_new_tokens, on_summary=None) -> list[dict]:
     """Results for `requests[done:]`, raw or checked (what `cefrtune generate` runs). With `output`
     (checked first with `check_output`, which gives `done`), each chunk of RESULTS_CHUNK word lists
     is appended as soon as it is done, so a stop loses at most one chunk. `on_summary` gets each
-    checked chunk's summary."""
+    checked chunk's summary. `temperature` and `top_p` are the sampler's: of `sample`, and of the
+    regeneration rounds when `checked`."""
     chunk = max(batch_size, RESULTS_CHUNK) if output else max(len(requests), 1)
     results = []
     for start in range(done, len(requests), chunk):
         part = requests[start : start + chunk]
         if checked:
             produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size,
-                                                 max_new_tokens,
-                                                 seed=seed + start, progress=True, candidates=candidates,
-                                                 free_attempts=free_attempts)
+                                                 max_new_tokens, seed=seed + start, progress=True,
+                                                 candidates=candidates, free_attempts=free_attempts,
+                                                 temperature=temperature, top_p=top_p)
             if on_summary:
                 on_summary(summary)
         else:
@@ -198,70 +53,6 @@ def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request],
             append_results(output, produced)
         results += produced
     return results
-
-
-def default_max_new_tokens(examples, tokenizer, style: PromptStyle) -> int:
-    """1.5 x the longest reference answer in tokens: room to spare, but a model that never stops
-    does not decode for minutes."""
-    longest = max(len(tokenizer(style.response(e.sentences, e.words, tokenizer), add_special_tokens=False)["input_ids"]) for e in examples)
-    return int(longest * 1.5) + 8
-
-
-def _check_all(result: dict, train_keys) -> list:
-    seen: set[str] = set()
-    checks = []
-    for j, word in enumerate(result["words"]):
-        sentence = result["sentences"][j] if j < len(result["sentences"]) else None
-        check = check_sentence(sentence, word, result["level"], j, train_keys, seen, result["words"])
-        if sentence:
-            seen.add(sentence_key(sentence))
-        checks.append(check)
-    return checks
-
-
-def _continuation_prompt(style: PromptStyle, tokenizer, result: dict, j: int, steer: bool) -> list[int]:
-    """Prompt + the list so far + `j+1. `: the model writes sentence j+1 only."""
-    done = [s if s else "…" for s in result["sentences"][:j]]
-    head = style.response_body(done, result["words"][:j]) if done else ""
-    line = f"{j + 1}. "
-    if style.name_words:
-        line += f"{result['words'][j]}{WORD_SEPARATOR}"
-    if steer:
-        line += _steer_head(result["words"][j])
-    text = style.prompt(result["level"], result["words"], tokenizer) + (head + "\n" if head else "") + line
-    return prompt_ids(text, tokenizer)
-
-
-def _steer_head(word: str) -> str:
-    """The start a steered sentence is given: the word's stem (verbs lose -mak/-mek), capitalised."""
-    stem = word
-    if any(a.pos == "Verb" for a in analyse_word(word)) and fold(word).endswith(("mak", "mek")):
-        stem = word[:-3]
-    return stem[:1].upper() + stem[1:]
-
-
-def _stop_ids(tokenizer, style: PromptStyle) -> list[int]:
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    for stop in style.stop_strings:
-        token = tokenizer.convert_tokens_to_ids(stop) if stop else None
-        if token is not None and token != tokenizer.unk_token_id:
-            ids.add(token)
-    return sorted(ids)
-
-
-def model_completer(model, tokenizer, style, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
-                    progress: bool = False, decode=decode_texts):
-    """A `complete` function over a Hugging Face model (cefrtune.decode: batched, left-padded,
-    shortest first); a row stops at the end-of-turn marker, at EOS, or after its lines. `decode`
-    replaces `decode_texts` (the server's scheduler, which batches concurrent requests together)."""
-    stop_ids = _stop_ids(tokenizer, style)
-
-    def complete(prompts, max_new_tokens, sample, seed, lines, scores=None):
-        desc = "regenerate" if max(lines, default=0) == 1 else "generate"
-        return decode(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample,
-                      temperature, top_p, seed, progress, desc, scores=scores)
-
-    return complete
 
 
 def read_requests(path: str | Path, n: int | None = 10, level: str | None = None) -> list[Request]:
@@ -285,8 +76,10 @@ def read_requests(path: str | Path, n: int | None = 10, level: str | None = None
     return requests
 
 
-def check_options(max_new_tokens: int = 384, batch_size: int = 8, temperature: float = 0.8, top_p: float = 0.95,
-                  attempts: int = 0, candidates: int = 1, free_attempts: int | None = None, seed: int = 0) -> None:
+def check_options(max_new_tokens: int = GENERATION.max_new_tokens, batch_size: int = GENERATION.batch_size,
+                  temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
+                  attempts: int = GENERATION.attempts, candidates: int = GENERATION.candidates,
+                  free_attempts: int | None = GENERATION.free_attempts, seed: int = GENERATION.seed) -> None:
     """Refuse generation settings that cannot work, all at once, before any model loads."""
     problems = []
 
@@ -343,7 +136,7 @@ def check_output(output: str | Path, requests: list[Request], input: str | Path 
         lines.pop()
     elif lines:  # a kill in the middle of a line: that result is generated again
         lines.pop()
-        from cefrtune.examples import write_text_atomic
+        from cefrtune.files import write_text_atomic
 
         write_text_atomic(output, "".join(line + "\n" for line in lines))
     for number, line in enumerate(lines, start=1):
@@ -361,7 +154,7 @@ def check_output(output: str | Path, requests: list[Request], input: str | Path 
 def append_results(path: str | Path, results: list[dict]) -> None:
     """Add results to a JSON-lines file and make them durable before returning (a later crash
     loses none of them). Line separators inside strings are escaped, so one result is one line."""
-    from cefrtune.examples import json_line
+    from cefrtune.files import json_line
 
     text = "".join(json_line(r) for r in results)
     with open(path, "a", encoding="utf-8") as handle:
@@ -371,6 +164,6 @@ def append_results(path: str | Path, results: list[dict]) -> None:
 
 
 def write_results(path: str | Path, results: list[dict]) -> None:
-    from cefrtune.examples import write_text_atomic
+    from cefrtune.files import write_text_atomic
 
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))

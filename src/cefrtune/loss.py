@@ -116,7 +116,11 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
         accumulate = torch.promote_types(hidden.dtype, torch.float32)  # bf16 logits are summed in fp32
         total = hidden.new_zeros((), dtype=accumulate)
         grad = torch.empty_like(hidden) if need_grad else None
-        grad_values = torch.zeros(values.shape, dtype=accumulate, device=values.device) if need_grad and rows is not None else None
+        grad_values = (
+            torch.zeros(values.shape, dtype=accumulate, device=values.device)
+            if need_grad and rows is not None
+            else None
+        )
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start : start + chunk_size]
             y = targets[start : start + chunk_size]
@@ -125,7 +129,9 @@ class FrozenHeadCrossEntropy(torch.autograd.Function):
                 if rows is not None:
                     logits[:, rows] = h @ values.to(weight.dtype).t()
                 loss, grad_logits = _compiled_softmax_terms()(logits, y, softcap, need_grad)
-                grad_chunk, grad_rows = _hidden_grad(grad_logits, h, weight, rows, values) if need_grad else (None, None)
+                grad_chunk, grad_rows = (
+                    _hidden_grad(grad_logits, h, weight, rows, values) if need_grad else (None, None)
+                )
             else:
                 loss, grad_chunk, grad_rows = _chunk(h, weight, y, softcap, accumulate, need_grad, rows, values)
                 loss = loss.sum()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from cefrtune.examples import atomic_folder
+from cefrtune.files import atomic_folder
 from cefrtune.prompts import PromptStyle
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from cefrtune.levels import MORPHEME_LEVEL, VOICES, level_index, sentence_grammar, word_level, word_zipf, wordlist
 from cefrtune.sentence_checks import sentence_findings
-from cefrtune.turkish import LEVELS, analyse_word, fold, find_word, tokenize
+from cefrtune.turkish import LEVELS, analyse_word, find_word, fold, tokenize
 
 CONTENT_POS = {"Noun", "Verb", "Adj", "Adv"}
 # A lemma no project list has counts as within level when it is at least this frequent (Zipf).
@@ -68,7 +68,13 @@ class SentenceCheck:
         return not self.reasons
 
     def to_json(self) -> dict:
-        return {"index": self.index + 1, "word": self.word, "sentence": self.sentence, "passed": self.passed, "reasons": self.reasons}
+        return {
+            "index": self.index + 1,
+            "word": self.word,
+            "sentence": self.sentence,
+            "passed": self.passed,
+            "reasons": self.reasons,
+        }
 
 
 def sentence_key(sentence: str) -> str:
@@ -155,13 +161,17 @@ def score(items: list[dict], train_sentences: list[str] | None = None) -> dict:
         analysed = {j: sentence_grammar(s).tokens for j, s in enumerate(sentences) if s}
         for i, check in enumerate(checks):
             if not check.target_word_used:
-                elsewhere = [j + 1 for j, toks in analysed.items() if j != i and find_word(list(toks), words[i]) is not None]
+                elsewhere = [
+                    j + 1 for j, toks in analysed.items() if j != i and find_word(list(toks), words[i]) is not None
+                ]
                 if elsewhere:
                     misplaced.append({"word": words[i], "expected": i + 1, "found_in": elsewhere})
         present = [c for c in checks if c.sentence is not None]
         for c in present:
             all_keys[sentence_key(c.sentence)] += 1
-        bigrams = [tuple(pair) for c in present for pair in zip(tokenize(fold(c.sentence)), tokenize(fold(c.sentence))[1:])]
+        bigrams = [
+            tuple(pair) for c in present for pair in zip(tokenize(fold(c.sentence)), tokenize(fold(c.sentence))[1:])
+        ]
         if bigrams:
             distinct2.append(len(set(bigrams)) / len(bigrams))
         totals["items"] += 1

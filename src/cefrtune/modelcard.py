@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cefrtune.examples import write_text_atomic
+from cefrtune.files import write_text_atomic
 from cefrtune.models import ORIGINALS
 from cefrtune.prompts import PromptStyle
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from cefrtune.errors import UserError
-from cefrtune.examples import atomic_folder, recover_folder
+from cefrtune.files import atomic_folder, recover_folder
+from cefrtune.prompts import PromptStyle
 
 EMBEDDED = "gemma-3-270m"
 # Preset names a user may pass instead of a hub id.
@@ -116,12 +117,38 @@ def to_dtype(model, dtype: torch.dtype):
     fp32, as `from_pretrained(dtype=...)` does. `.to(torch.bfloat16)` would round them to 8 bits
     of mantissa, which shifts every position's angle: a bf16-cast tuned model wrote a complete list
     for 17 of 18 word lists where the same weights loaded in bf16 wrote 18."""
-    frequencies = {name: buffer for name, buffer in model.named_buffers() if name.endswith("inv_freq") and buffer.dtype == torch.float32}
+    frequencies = {
+        name: buffer
+        for name, buffer in model.named_buffers()
+        if name.endswith("inv_freq") and buffer.dtype == torch.float32
+    }
     model.to(dtype)
     for name, buffer in frequencies.items():
         owner, _, attribute = name.rpartition(".")
         model.get_submodule(owner)._buffers[attribute] = buffer
     return model
+
+
+def load_generator(name: str, dtype: torch.dtype = torch.bfloat16):
+    """A model ready to generate with, its tokenizer and prompt style: from a merged model folder,
+    a hub id or preset, or an adapter folder (merged into its base on load)."""
+    path = Path(name)
+    if (path / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base_model, tokenizer, _ = load(_base_name(base), dtype=dtype)
+        model = PeftModel.from_pretrained(base_model, path).merge_and_unload()
+        return model.eval(), tokenizer, PromptStyle.load(path)
+    model, tokenizer, _ = load(name, dtype=dtype)
+    return model, tokenizer, PromptStyle.load_or_default(path, tokenizer)
+
+
+def _base_name(recorded: str) -> str:
+    """An adapter records its base as a path; the embedded model's cache path maps back to its name."""
+    if Path(recorded).resolve() == (cache_dir() / "models" / EMBEDDED).resolve():
+        return EMBEDDED
+    return recorded
 
 
 def embedded_gguf() -> Path:

@@ -57,7 +57,9 @@ class PromptStyle:
                 [{"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}], tokenize=False
             )
             stop = probe.split("A")[-1].strip() or tokenizer.eos_token
-            return cls(kind="chat_template", template=tokenizer.chat_template, stop_strings=[stop], name_words=name_words)
+            return cls(
+                kind="chat_template", template=tokenizer.chat_template, stop_strings=[stop], name_words=name_words
+            )
         vocab = tokenizer.get_vocab()
         if "<start_of_turn>" in vocab and "<end_of_turn>" in vocab:
             user, assistant, suffix = GEMMA_TURNS

@@ -30,7 +30,8 @@ from itertools import combinations
 from pathlib import Path
 from statistics import NormalDist
 
-from cefrtune.examples import Problem, read_records, write_text_atomic
+from cefrtune.examples import Problem, read_records
+from cefrtune.files import write_text_atomic
 from cefrtune.turkish import LEVELS
 
 DEFAULT_SEED = 0

@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from cefrtune.examples import write_text_atomic
+from cefrtune.files import write_text_atomic
 
 GEN_KEYS = ["format_valid", "target_word_used", "misplaced_words", "unknown_token_rate", "above_level_vocab_rate",
             "above_level_grammar_rate", "distinct_2", "repeated_sentence_rate", "copied_from_train_rate",
@@ -26,7 +26,8 @@ def check_consistency(metrics: dict) -> None:
     problems = []
     expected_steps = math.ceil(metrics["train_examples"] / metrics["effective_batch"])
     if metrics["steps_per_epoch"] != expected_steps:
-        problems.append(f"steps_per_epoch {metrics['steps_per_epoch']} != ceil({metrics['train_examples']}/{metrics['effective_batch']})")
+        problems.append(f"steps_per_epoch {metrics['steps_per_epoch']} != "
+                        f"ceil({metrics['train_examples']}/{metrics['effective_batch']})")
     total = expected_steps * metrics["num_train_epochs"]
     if metrics.get("max_steps"):
         total = min(total, metrics["max_steps"])
@@ -35,8 +36,10 @@ def check_consistency(metrics: dict) -> None:
     if "steps_run" in metrics:
         ran = min(total, metrics["epochs_run"] * expected_steps)
         if metrics["steps_run"] != ran or (metrics["steps_run"] < total) != bool(metrics["stopped_early"]):
-            problems.append(f"steps_run {metrics['steps_run']} != min({total}, {metrics['epochs_run']} epochs x {expected_steps})"
-                            f" or stopped_early {metrics['stopped_early']} does not match")
+            problems.append(
+                f"steps_run {metrics['steps_run']} != min({total}, {metrics['epochs_run']} epochs x {expected_steps})"
+                f" or stopped_early {metrics['stopped_early']} does not match"
+            )
     for side in ("baseline", "tuned"):
         for name in ("full_text", "response"):
             loss, ppl = metrics[side][f"{name}_loss"], metrics[side][f"{name}_ppl"]
@@ -56,8 +59,10 @@ def write(run_dir: Path, metrics: dict, history: list[dict], examples: list[dict
 def _steps_run(m: dict) -> str:
     ran = m.get("steps_run", m["total_steps"])
     if m.get("stopped_early"):
-        return (f"{ran} run: stopped after epoch {m['epochs_run']}, {m['epochs_run'] - m['best_eval_epoch']} epochs without a "
-                f"better eval loss (early_stopping_patience {m['early_stopping_patience']})")
+        return (
+            f"{ran} run: stopped after epoch {m['epochs_run']}, {m['epochs_run'] - m['best_eval_epoch']} epochs "
+            f"without a better eval loss (early_stopping_patience {m['early_stopping_patience']})"
+        )
     return f"{ran} run"
 
 
@@ -98,27 +103,44 @@ def render(m: dict, examples: list[dict]) -> str:
         f"# {m['level']} fine-tuning: results",
         "",
         "## Model",
-        f"- **Base model:** {m['base_model']} ({m['base_model_source']}, revision `{(m.get('base_model_revision') or '-')[:16]}`)",
+        f"- **Base model:** {m['base_model']} ({m['base_model_source']}, "
+        f"revision `{(m.get('base_model_revision') or '-')[:16]}`)",
         f"- **Method:** LoRA (PEFT), cefrtune trainer, {m['world_size']} process(es) on {m['device']}",
         f"- **Prompt style:** {m['prompt_style']}",
         "",
         "## Dataset",
         f"- **File:** `{m['data']}` (sha256 `{m['data_sha256'][:16]}`)",
-        f"- **Train / eval:** {m['train_examples']} / {m['eval_examples']} examples (eval fraction {m['eval_fraction']}, seed {m['seed']})",
+        f"- **Train / eval:** {m['train_examples']} / {m['eval_examples']} examples "
+        f"(eval fraction {m['eval_fraction']}, seed {m['seed']})",
         f"- **Longest example:** {m['longest_example_tokens']} tokens (max_seq_length {m['max_seq_length']})",
         "",
         "## Hyperparameters",
         "| setting | value |",
         "|---|---|",
     ]
-    for key in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "effective_batch",
-                "learning_rate", "num_train_epochs", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout",
-                "target_modules", "loss_on", "train_dtype"):
+    for key in (
+        "max_seq_length",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "world_size",
+        "effective_batch",
+        "learning_rate",
+        "num_train_epochs",
+        "warmup_ratio",
+        "lr_scheduler",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "target_modules",
+        "loss_on",
+        "train_dtype",
+    ):
         lines.append(f"| {key} | {m[key]} |")
     lines += [
         "",
         "## Training",
-        f"- **Duration:** {m['train_runtime_s']:.0f} s ({m['train_tokens_per_s']:.0f} tokens/s); whole run {m['run_wall_s']:.0f} s",
+        f"- **Duration:** {m['train_runtime_s']:.0f} s ({m['train_tokens_per_s']:.0f} tokens/s); "
+        f"whole run {m['run_wall_s']:.0f} s",
         f"- **Peak memory (RSS):** {m['peak_rss_mb'] / 1024:.1f} GB; after each stage: "
         + ", ".join(f"{stage} {mb / 1024:.1f} GB" for stage, mb in m.get("peak_rss_mb_after_stage", {}).items()),
         f"- **Steps:** {m['steps_per_epoch']} per epoch x {m['num_train_epochs']} epochs = {m['total_steps']} planned "
@@ -139,35 +161,69 @@ def render(m: dict, examples: list[dict]) -> str:
             key = f"{name}_{kind}"
             lines.append(f"| {label} {'loss' if kind == 'loss' else 'perplexity'} | {m['baseline'][key]:.3f} | "
                          f"{m['tuned'][key]:.3f} | {m['improvement'][key + '_pct']:.1f} % |")
-    lines += ["", f"Merge check: merged-model response loss {m['merge_check']['merged']:.6f} vs adapter-on-base "
-              f"{m['merge_check']['adapter']:.6f} (relative difference {m['merge_check']['relative_difference']:.2e}, "
-              f"limit {m['merge_check'].get('tolerance', 1e-3):.0e}, saved in {m['merge_check'].get('merged_dtype', 'fp32')})."]
+    lines += [
+        "",
+        f"Merge check: merged-model response loss {m['merge_check']['merged']:.6f} vs adapter-on-base "
+        f"{m['merge_check']['adapter']:.6f} (relative difference {m['merge_check']['relative_difference']:.2e}, "
+        f"limit {m['merge_check'].get('tolerance', 1e-3):.0e}, "
+        f"saved in {m['merge_check'].get('merged_dtype', 'fp32')}).",
+    ]
     if "generation" in m.get("tuned", {}):
         lines += ["", "## Generated sentences (eval word lists)", "",
                   "Greedy decoding; references = the human-written eval sentences (the ceiling).", "",
                   "| metric | reference | baseline | tuned |", "|---|---|---|---|"]
         for key in GEN_KEYS:
-            row = [m.get("reference_generation", {}).get(key, "-"), m["baseline"]["generation"].get(key, "-"), m["tuned"]["generation"].get(key, "-")]
+            row = [
+                m.get("reference_generation", {}).get(key, "-"),
+                m["baseline"]["generation"].get(key, "-"),
+                m["tuned"]["generation"].get(key, "-"),
+            ]
             lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
         if "checked_generation" in m["tuned"]:
             tuned = m["tuned"]["checked_generation"]
-            budget = (f" ({tuned['attempt_budget']} rounds; candidates a failing sentence: {tuned.get('free_candidates', 1)} in a free "
-                      f"round, {tuned.get('candidates', 1)} in a steered one)" if "attempt_budget" in tuned else "")
-            lines += ["", "### Checked generation", "",
-                      f"Every sentence checked; failing ones regenerated{budget}; what still fails is flagged. "
-                      "mean_attempts counts the rounds that wrote a sentence, mean_samples every sentence generated for it.", "",
-                      "| | baseline | tuned |", "|---|---|---|"]
-            for key in ("pass_rate_before", "pass_rate", "flagged", "mean_attempts", "mean_samples", "sentences_per_s", "seconds"):
-                lines.append(f"| {key} | {_fmt(m['baseline']['checked_generation'].get(key, '-'))} | {_fmt(tuned.get(key, '-'))} |")
+            budget = (
+                f" ({tuned['attempt_budget']} rounds; candidates a failing sentence: "
+                f"{tuned.get('free_candidates', 1)} in a free round, {tuned.get('candidates', 1)} in a steered one)"
+                if "attempt_budget" in tuned
+                else ""
+            )
+            lines += [
+                "",
+                "### Checked generation",
+                "",
+                f"Every sentence checked; failing ones regenerated{budget}; what still fails is flagged. "
+                "mean_attempts counts the rounds that wrote a sentence, mean_samples every sentence generated for it.",
+                "",
+                "| | baseline | tuned |",
+                "|---|---|---|",
+            ]
+            for key in (
+                "pass_rate_before",
+                "pass_rate",
+                "flagged",
+                "mean_attempts",
+                "mean_samples",
+                "sentences_per_s",
+                "seconds",
+            ):
+                baseline = m["baseline"]["checked_generation"].get(key, "-")
+                lines.append(f"| {key} | {_fmt(baseline)} | {_fmt(tuned.get(key, '-'))} |")
         for ex in examples[:3]:
-            lines += ["", f"**Words ({ex['level']}):** {', '.join(ex['words'])}", "", "| # | baseline | tuned |", "|---|---|---|"]
+            lines += [
+                "",
+                f"**Words ({ex['level']}):** {', '.join(ex['words'])}",
+                "",
+                "| # | baseline | tuned |",
+                "|---|---|---|",
+            ]
             for i in range(len(ex["words"])):
                 lines.append(f"| {i + 1} | {_cell(ex['baseline'][i])} | {_cell(ex['tuned'][i])} |")
     lines += [
         "",
         "## Output",
         f"- **LoRA adapter:** `adapter/` ({_size(run_dir / 'adapter')})",
-        f"- **Merged model:** `merged/` ({_size(run_dir / 'merged')}), loads with `AutoModelForCausalLM.from_pretrained`",
+        f"- **Merged model:** `merged/` ({_size(run_dir / 'merged')}), "
+        "loads with `AutoModelForCausalLM.from_pretrained`",
         f"- **TensorBoard logs:** `tensorboard/` (`tensorboard --logdir {run_dir / 'tensorboard'}`)",
         "- **Metrics:** `metrics.json`; **config:** `config.yaml`; **split:** `data/`",
         "",
@@ -193,21 +249,47 @@ def _cell(text) -> str:
 
 def render_levels(summary: dict) -> str:
     """The cross-level report of `cefrtune run --level all`."""
-    lines = ["# All levels: results", "", "## Loss and perplexity (eval split of each level; baseline -> tuned)", "",
-             "| level | train / eval | steps | response loss | response ppl | full-text loss | improvement (response loss) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# All levels: results",
+        "",
+        "## Loss and perplexity (eval split of each level; baseline -> tuned)",
+        "",
+        "| level | train / eval | steps | response loss | response ppl | full-text loss "
+        "| improvement (response loss) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for level, m in summary["per_level"].items():
         b, t = m["baseline"], m["tuned"]
-        lines.append(f"| {level} | {m['train_examples']} / {m['eval_examples']} | {m.get('steps_run', m['total_steps'])} | "
-                     f"{b['response_loss']:.3f} -> {t['response_loss']:.3f} | {b['response_ppl']:.2f} -> {t['response_ppl']:.2f} | "
-                     f"{b['full_text_loss']:.3f} -> {t['full_text_loss']:.3f} | {m['improvement']['response_loss_pct']:.1f} % |")
+        lines.append(
+            f"| {level} | {m['train_examples']} / {m['eval_examples']} | {m.get('steps_run', m['total_steps'])} | "
+            f"{b['response_loss']:.3f} -> {t['response_loss']:.3f} | "
+            f"{b['response_ppl']:.2f} -> {t['response_ppl']:.2f} | "
+            f"{b['full_text_loss']:.3f} -> {t['full_text_loss']:.3f} | {m['improvement']['response_loss_pct']:.1f} % |"
+        )
     if any("generation" in m["tuned"] for m in summary["per_level"].values()):
-        lines += ["", "## Generated sentences (tuned model, greedy)", "",
-                  "| level | format_valid | target_word_used | unknown_token_rate | above_level_grammar_rate | pass_rate |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Generated sentences (tuned model, greedy)",
+            "",
+            "| level | format_valid | target_word_used | unknown_token_rate | above_level_grammar_rate | pass_rate |",
+            "|---|---|---|---|---|---|",
+        ]
         for level, m in summary["per_level"].items():
             g = m["tuned"].get("generation", {})
-            lines.append(f"| {level} | " + " | ".join(_fmt(g.get(k, "-")) for k in ("format_valid", "target_word_used", "unknown_token_rate",
-                                                                                     "above_level_grammar_rate", "pass_rate")) + " |")
+            lines.append(
+                f"| {level} | "
+                + " | ".join(
+                    _fmt(g.get(k, "-"))
+                    for k in (
+                        "format_valid",
+                        "target_word_used",
+                        "unknown_token_rate",
+                        "above_level_grammar_rate",
+                        "pass_rate",
+                    )
+                )
+                + " |"
+            )
     if summary.get("joint"):
         lines += ["", "## One adapter for all levels vs one per level", "",
                   "Response loss on each level's eval split (lower is better).", "",
@@ -218,11 +300,20 @@ def render_levels(summary: dict) -> str:
         ordering = summary.get(key) or {}
         if not ordering:
             continue
-        lines += ["", f"## Level ordering: {title}", "",
-                  "| level | sentences | words / sentence | morphemes / word | Ateşman readability | own-level grammar |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Level ordering: {title}",
+            "",
+            "| level | sentences | words / sentence | morphemes / word | Ateşman readability | own-level grammar |",
+            "|---|---|---|---|---|---|",
+        ]
         for level, row in ordering["levels"].items():
-            lines.append(f"| {level} | {row['sentences']} | {row['words_per_sentence']} | {row['morphemes_per_word']} | {row['atesman']} | {row['level_grammar_share']} |")
+            lines.append(f"| {level} | {row['sentences']} | {row['words_per_sentence']} | {row['morphemes_per_word']} "
+                         f"| {row['atesman']} | {row['level_grammar_share']} |")
         if ordering.get("spearman"):
-            lines += ["", "Spearman correlation with the level (positive = harder as the level rises; readability negated): "
-                      + ", ".join(f"{k} {v}" for k, v in ordering["spearman"].items())]
+            lines += [
+                "",
+                "Spearman correlation with the level (positive = harder as the level rises; readability negated): "
+                + ", ".join(f"{k} {v}" for k, v in ordering["spearman"].items()),
+            ]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,8 @@ from cefrtune import memory, report
 from cefrtune.config import RunConfig, changed_fields, to_dict
 from cefrtune.data import split_examples
 from cefrtune.errors import UserError
-from cefrtune.examples import DataError, load_examples, recover_folder, write_examples, write_text_atomic
+from cefrtune.examples import DataError, load_examples, write_examples
+from cefrtune.files import recover_folder, write_text_atomic
 
 # The merge check's limit on |merged - adapter-on-base| / adapter-on-base response loss, by the
 # dtype merged/ is saved in. fp32: the merge itself is exact up to summation order. bf16 keeps 8
@@ -58,9 +59,10 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     eval examples directly (the joint all-levels adapter) instead of splitting `config.data`."""
     from cefrtune import models
     from cefrtune.evaluate import improvement, loss_metrics
+    from cefrtune.features import tokenize_examples
     from cefrtune.merge import merge
     from cefrtune.prompts import PromptStyle
-    from cefrtune.train import tokenize_examples, train
+    from cefrtune.train import train
 
     started = time.perf_counter()
     data_path = config.data_path()
@@ -111,7 +113,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     peft_model = PeftModel.from_pretrained(base_model, result.adapter_dir)
     adapter = loss_metrics(peft_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     info = {"base_model_revision": resolved.revision, "level": config.level, "run_dir": str(run_dir)}
-    from cefrtune.generate import default_max_new_tokens
+    from cefrtune.generation import default_max_new_tokens
 
     max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
     merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info,
@@ -170,7 +172,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
 
 
 def _generation(model, tokenizer, style, eval_examples, train_sentences, config: RunConfig, max_new_tokens: int, name: str) -> dict:
-    from cefrtune.generate import Request, generate_checked, generate_lists
+    from cefrtune.generation import Request, generate_checked, generate_lists
     from cefrtune.metrics import score
 
     requests = [Request(e.level, e.words) for e in eval_examples]

@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from cefrtune.decode import decode_tokens
+from cefrtune.generation_settings import GENERATION
 
 NO_LINE_LIMIT = 1 << 30
 """The line limit of a prompt merged from a job without one (never reached)."""
@@ -48,7 +49,7 @@ class _Job:
 class DecodeScheduler:
     """Gathers the decoding jobs of concurrent requests into shared `decode_tokens` calls."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 32, decode=decode_tokens):
+    def __init__(self, model, tokenizer, batch_size: int = GENERATION.batch_size, decode=decode_tokens):
         self.model, self.tokenizer, self.batch_size, self._decode = model, tokenizer, batch_size, decode
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self.stats = {"calls": 0, "jobs": 0, "prompts": 0, "most_jobs_in_a_call": 0}
@@ -62,12 +63,12 @@ class DecodeScheduler:
         prompts,
         max_new_tokens: int,
         stop_ids,
-        batch_size: int = 32,
+        batch_size: int = GENERATION.batch_size,
         lines=None,
         sample: bool = False,
-        temperature: float = 0.8,
-        top_p: float = 0.95,
-        seed: int = 0,
+        temperature: float = GENERATION.temperature,
+        top_p: float = GENERATION.top_p,
+        seed: int = GENERATION.seed,
         progress: bool = False,
         desc: str = "generate",
         scores: list[float] | None = None,
@@ -100,12 +101,12 @@ class DecodeScheduler:
         prompts,
         max_new_tokens: int,
         stop_ids,
-        batch_size: int = 32,
+        batch_size: int = GENERATION.batch_size,
         lines=None,
         sample: bool = False,
-        temperature: float = 0.8,
-        top_p: float = 0.95,
-        seed: int = 0,
+        temperature: float = GENERATION.temperature,
+        top_p: float = GENERATION.top_p,
+        seed: int = GENERATION.seed,
         progress: bool = False,
         desc: str = "generate",
         scores: list[float] | None = None,

@@ -10,7 +10,7 @@
   GET  /v1/feedback                every verdict as JSONL examples (cefrtune.feedback)
   GET  /v1/models, POST /v1/chat/completions   for OpenAI clients (messages rendered by the model's prompt style)
   GET  /health, GET /openapi.json (the schema)
-Generation goes through cefrtune.generate (`generate_checked`, the same checks as `--checked`);
+Generation goes through cefrtune.generation (`generate_checked`, the same checks as `--checked`);
 every request's decoding goes through one `DecodeScheduler`, which merges concurrent requests
 into shared batches. It binds to 127.0.0.1 by default; any other address needs an API key
 (`--api-key` or $CEFRTUNE_API_KEY), which every /v1 call must then send as `Authorization: Bearer KEY`.
@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cefrtune.config import SERVE_API_KEY_ENV, SERVE_HOST, SERVE_PORT
+from cefrtune.generation_settings import GENERATION
 from cefrtune.prompts import PromptStyle
 
 HOST, PORT, API_KEY_ENV = SERVE_HOST, SERVE_PORT, SERVE_API_KEY_ENV
@@ -45,8 +46,6 @@ MAX_BODY_BYTES = 64 * 1024
 """Request bodies larger than this are refused (413)."""
 MAX_WORDS, MAX_WORD_CHARS, MAX_SENTENCE_CHARS = 10, 40, 300
 MAX_CHAT_TOKENS, DEFAULT_CHAT_TOKENS, MAX_CHOICES, MAX_MESSAGE_CHARS = 512, 256, 8, 8000
-SENTENCES_MAX_NEW_TOKENS = 384
-"""Tokens a generated list may have (as `cefrtune generate`'s default)."""
 TURKISH_LETTERS = "abcçdefgğhıijklmnoöprsştuüvyzâîûqwxABCÇDEFGĞHIİJKLMNOÖPRSŞTUÜVYZÂÎÛQWX"
 WORD_PUNCTUATION = " -'’"
 PAGE_DIR = Path(__file__).parent / "page"
@@ -58,7 +57,7 @@ def serve(
     port: int = PORT,
     api_key: str | None = None,
     feedback_db: str | None = None,
-    attempts: int | None = None,
+    attempts: int = GENERATION.attempts,
 ) -> None:
     """Load the model and answer HTTP requests until interrupted."""
     import uvicorn
@@ -119,14 +118,14 @@ class Generator:
     scheduler: object
     context: int
     attempts: int
-    """Regeneration rounds of checked generation (RunConfig.checked_attempts by default)."""
-    max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS
+    """Regeneration rounds of checked generation (GENERATION.attempts by default)."""
+    max_new_tokens: int = GENERATION.max_new_tokens
     complete: object = None
     """A scripted `complete(prompts, max_new_tokens, sample, seed, lines)` for the sentence calls
-    (tests that need known sentences, as cefrtune.generate's tests do); None: the model."""
+    (tests that need known sentences, as the generation tests do); None: the model."""
 
     def completer(self, temperature: float, top_p: float):
-        from cefrtune.generate import model_completer
+        from cefrtune.generation import model_completer
 
         if self.complete is not None:
             return self.complete
@@ -143,31 +142,31 @@ class Generator:
 
 def load(
     model_dir: str,
-    batch_size: int | None = None,
+    batch_size: int = GENERATION.batch_size,
     dtype: torch.dtype | None = None,
     decode=None,
-    attempts: int | None = None,
-    max_new_tokens: int = SENTENCES_MAX_NEW_TOKENS,
+    attempts: int = GENERATION.attempts,
+    max_new_tokens: int = GENERATION.max_new_tokens,
 ) -> Generator:
     """The model of `model_dir` ready to serve, the morphological analyser loaded (`decode`
-    replaces cefrtune.decode.decode_tokens in tests)."""
-    from cefrtune.config import RunConfig
+    replaces cefrtune.decode.decode_tokens in tests; None for a setting: GENERATION's)."""
+    from cefrtune.models import load_generator
     from cefrtune.scheduler import DecodeScheduler
     from cefrtune.turkish import analyse_sentence
 
     if not Path(model_dir).exists():
         raise ServeError(f"--model {model_dir}: no such folder (give a run's merged/ or adapter/ folder)")
     if dtype is None:
-        dtype = torch.bfloat16 if RunConfig.generation_dtype == "bf16" else torch.float32
+        dtype = torch.bfloat16 if GENERATION.dtype == "bf16" else torch.float32
     model, tokenizer, style = load_generator(model_dir, dtype=dtype)
     scheduler = DecodeScheduler(
-        model, tokenizer, batch_size or RunConfig.generation_batch_size, **({"decode": decode} if decode else {})
+        model, tokenizer, batch_size or GENERATION.batch_size, **({"decode": decode} if decode else {})
     )
     path = Path(model_dir).resolve()
     name = f"{path.parent.name}/{path.name}" if path.name in ("merged", "adapter") else path.name
     context = int(getattr(model.config, "max_position_embeddings", 0) or 32768)
     analyse_sentence("Evde kimse yok.")  # loads the analyser now, not in the first request
-    attempts = RunConfig.checked_attempts if attempts is None else attempts
+    attempts = GENERATION.attempts if attempts is None else attempts
     return Generator(name, model, tokenizer, style, scheduler, context, attempts, max_new_tokens)
 
 
@@ -472,8 +471,7 @@ class ChatCompletion(BaseModel):
 
 def generate_sentences(generator: Generator, body: SentencesRequest) -> dict:
     """A checked list for one request: generate_checked (no regeneration when `checked` is false)."""
-    from cefrtune.config import RunConfig
-    from cefrtune.generate import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
+    from cefrtune.generation import RequestError, check_request, generate_checked
 
     try:
         request = check_request(body.level, body.words, None, "words")
@@ -486,9 +484,9 @@ def generate_sentences(generator: Generator, body: SentencesRequest) -> dict:
         generator.style,
         [request],
         attempts=generator.attempts if body.checked else 0,
-        candidates=RunConfig.checked_candidates,
+        candidates=GENERATION.candidates,
         max_new_tokens=_budget(generator, request),
-        complete=generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P),
+        complete=generator.completer(GENERATION.temperature, GENERATION.top_p),
     )
     result = results[0]
     return {
@@ -505,8 +503,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     """Sentence `index` of the list written again and checked, the others kept as the teacher left them.
     generate_checked does the work: its first answer is the list as it stands with sentence `index`
     left out, so its regeneration rounds write that sentence (and any other failing one, discarded)."""
-    from cefrtune.config import RunConfig
-    from cefrtune.generate import CHECKED_TEMPERATURE, CHECKED_TOP_P, RequestError, check_request, generate_checked
+    from cefrtune.generation import RequestError, check_request, generate_checked
 
     if len(body.sentences) != len(body.words):
         raise ApiError(
@@ -522,7 +519,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
     standing = [s if i != j else None for i, s in enumerate(body.sentences)]
     answer = generator.style.response_body([s or "" for s in standing], request.words)
     lines = [line for line in answer.split("\n") if not line.startswith(f"{body.index}. ")]
-    model_complete = generator.completer(CHECKED_TEMPERATURE, CHECKED_TOP_P)
+    model_complete = generator.completer(GENERATION.temperature, GENERATION.top_p)
     first = [True]
 
     def complete(prompts, max_new_tokens, sample, seed, limits, scores=None):
@@ -537,7 +534,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
         generator.style,
         [request],
         attempts=max(generator.attempts, 1),
-        candidates=RunConfig.checked_candidates,
+        candidates=GENERATION.candidates,
         max_new_tokens=_budget(generator, request),
         seed=time.time_ns() % 2**31,
         complete=complete,
@@ -546,7 +543,7 @@ def regenerate_sentence(generator: Generator, body: RegenerateRequest) -> dict:
 
 
 def _budget(generator: Generator, request) -> int:
-    from cefrtune.train import prompt_ids
+    from cefrtune.features import prompt_ids
 
     prompt = prompt_ids(generator.style.prompt(request.level, request.words, generator.tokenizer), generator.tokenizer)
     room = generator.context - len(prompt) - 1
@@ -597,7 +594,7 @@ def word_span(sentence: str | None, word: str) -> list[int] | None:
 
 def chat_inputs(generator: Generator, body: ChatRequest) -> tuple[list[int], int, int]:
     """The prompt's token ids (the conversation in the model's prompt style), the token budget and n."""
-    from cefrtune.train import prompt_ids
+    from cefrtune.features import prompt_ids
 
     messages = [
         {"role": "system" if m.role == "developer" else m.role, "content": _text_of(m.content)} for m in body.messages
@@ -622,7 +619,7 @@ def chat_inputs(generator: Generator, body: ChatRequest) -> tuple[list[int], int
 
 
 def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budget: int, n: int) -> list[list[int]]:
-    from cefrtune.generate import _stop_ids  # the model's end-of-turn tokens, as generation stops on them
+    from cefrtune.generation import end_token_ids  # the model's end-of-turn tokens, as generation stops on them
 
     sample = body.temperature > 0
     seed = body.seed if body.seed is not None else time.time_ns() % 2**31
@@ -631,7 +628,7 @@ def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budg
         None,
         [prompt] * n,
         budget,
-        _stop_ids(generator.tokenizer, generator.style),
+        end_token_ids(generator.tokenizer, generator.style),
         sample=sample,
         temperature=max(body.temperature, 1e-3),
         top_p=body.top_p,
@@ -640,9 +637,9 @@ def chat_decode(generator: Generator, body: ChatRequest, prompt: list[int], budg
 
 
 def chat_completion(generator: Generator, body: ChatRequest, prompt: list[int], rows: list[list[int]]) -> dict:
-    from cefrtune.generate import _stop_ids
+    from cefrtune.generation import end_token_ids
 
-    stops = set(_stop_ids(generator.tokenizer, generator.style))
+    stops = set(end_token_ids(generator.tokenizer, generator.style))
     choices = []
     for i, row in enumerate(rows):
         text = generator.tokenizer.decode(row, skip_special_tokens=True)
@@ -790,30 +787,3 @@ def _problem(error: dict) -> tuple[str, str | None]:
     elif error.get("type") == "json_invalid":
         message = "the body is not valid JSON: " + message
     return (f"{field}: {message}" if field else message), field
-
-
-# ---- loading --------------------------------------------------------------------------------
-
-
-def load_generator(name: str, dtype: torch.dtype = torch.bfloat16):
-    from cefrtune import models
-
-    path = Path(name)
-    if (path / "adapter_config.json").exists():
-        from peft import PeftModel
-
-        base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-        base_model, tokenizer, _ = models.load(_base_name(base), dtype=dtype)
-        model = PeftModel.from_pretrained(base_model, path).merge_and_unload()
-        return model.eval(), tokenizer, PromptStyle.load(path)
-    model, tokenizer, _ = models.load(name, dtype=dtype)
-    return model, tokenizer, PromptStyle.load_or_default(path, tokenizer)
-
-
-def _base_name(recorded: str) -> str:
-    """An adapter records its base as a path; the embedded model's cache path maps back to its name."""
-    from cefrtune.models import EMBEDDED, cache_dir
-
-    if Path(recorded).resolve() == (cache_dir() / "models" / EMBEDDED).resolve():
-        return EMBEDDED
-    return recorded

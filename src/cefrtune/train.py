@@ -3,10 +3,12 @@
     from cefrtune.train import train
     result = train(config, train_examples, eval_examples, out_dir)
 
-One loop, read top to bottom: tokenize (refusing any example longer than max_seq_length), build
-the LoRA model with the frozen base in bf16 and the adapter in fp32, then for each epoch: shuffle
-with (seed, epoch), step through accumulation windows, evaluate, keep the best adapter, write a
-checkpoint, and stop once the eval loss has not improved for `early_stopping_patience` epochs.
+`train` is setup -> fit -> finish, read top to bottom. `setup` tokenizes (refusing any example
+longer than max_seq_length) and builds the LoRA model with the frozen base in bf16 and the adapter
+in fp32; `fit` runs the epochs: shuffle with (seed, epoch), step through accumulation windows
+(`_step`), evaluate, keep the best adapter, write a checkpoint, and stop once the eval loss has
+not improved for `early_stopping_patience` epochs (`_end_epoch`); `finish` returns what the report
+needs. Where training stands is a `TrainState`, which each checkpoint saves and a resume restores.
 Freed heap memory goes back to the system after each step (`cefrtune.memory`). The loss is
 token-weighted over the whole effective batch (every rank, every micro-batch), so one process and
 N processes with the same global batch give the same result. It runs unchanged under
@@ -20,15 +22,17 @@ import contextlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
 from cefrtune import memory
 from cefrtune.config import RunConfig, changed_fields, to_dict
-from cefrtune.errors import CheckpointError, UserError
-from cefrtune.examples import Example, atomic_folder, recover_folder
+from cefrtune.errors import CheckpointError
+from cefrtune.examples import Example
+from cefrtune.features import collate, tokenize_examples
+from cefrtune.files import atomic_folder, recover_folder
 from cefrtune.loss import IGNORE, CausalLMLoss
 from cefrtune.prompts import PromptStyle
 
@@ -55,8 +59,60 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-class TooLongError(UserError, ValueError):
-    """An example does not fit max_seq_length; never silently truncated."""
+@dataclass
+class TrainState:
+    """Where training stands: what each checkpoint saves (as trainer_state.json) and a resume restores."""
+
+    epoch: int = 0
+    """Epochs finished."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    history: list[dict] = field(default_factory=list)
+    """One record per step (loss, learning rate, grad norm, tokens/s) and per epoch (eval loss)."""
+    best_eval_loss: float = math.inf
+    best_eval_epoch: int = 0
+    train_tokens: int = 0
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+    world_size: int | None = None
+    """Processes it was trained with (a resume must use as many)."""
+    config: dict | None = None
+    """The configuration it was trained with (a resume refuses another)."""
+
+    @classmethod
+    def from_json(cls, record: dict) -> TrainState:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+
+@dataclass
+class Training:
+    """Everything `setup` prepares and `fit` steps through: the model wrapped for the loss, its
+    optimizer and schedule, the tokenized examples and the step plan."""
+
+    accelerator: object
+    model: object
+    tokenizer: object
+    style: PromptStyle
+    loss_model: CausalLMLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    trainable: list[torch.nn.Parameter]
+    train_features: list[dict]
+    eval_features: list[dict]
+    window: int
+    """Examples per micro-step, all ranks together."""
+    steps_per_epoch: int
+    total_steps: int
+    out_dir: Path
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.out_dir / "adapter"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoints" / "last"
 
 
 def train(
@@ -71,26 +127,37 @@ def train(
     """Fine-tune `config.model` (or the given model/tokenizer) with LoRA; write the best adapter
     to `out_dir/adapter`, checkpoints to `out_dir/checkpoints`, TensorBoard events to
     `out_dir/tensorboard`. Returns what the report needs."""
+    training = setup(config, train_examples, eval_examples, Path(out_dir), model, tokenizer)
+    state = resume_state(training, config) if resume else TrainState()
+    fit(training, state, config)
+    return finish(training, state, config)
+
+
+def setup(config: RunConfig, train_examples: list[Example], eval_examples: list[Example], out_dir: Path,
+          model=None, tokenizer=None) -> Training:
+    """Load the model (frozen base in bf16 or fp32), add the LoRA adapter (fp32), tokenize the
+    examples, and build the loss, optimizer and learning-rate schedule."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from peft import LoraConfig, get_peft_model
 
     from cefrtune import models
 
-    out_dir = Path(out_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    world = accelerator.num_processes
     set_seed(config.seed)
     if config.backend == "unsloth":
         from cefrtune import unsloth_backend
 
         unsloth_backend.check_unsloth(world)
-        model, tokenizer = unsloth_backend.load(config, str(models.resolve(config.model).path), DTYPES[config.train_dtype])
+        model, tokenizer = unsloth_backend.load(config, str(models.resolve(config.model).path),
+                                                DTYPES[config.train_dtype])
     else:
         if model is None:
-            model, tokenizer, _ = models.load(config.model, dtype=DTYPES[config.train_dtype], device=accelerator.device)
+            model, tokenizer, _ = models.load(config.model, dtype=DTYPES[config.train_dtype],
+                                              device=accelerator.device)
         else:
             models.to_dtype(model, DTYPES[config.train_dtype])
         attention = config.attention or ("eager" if accelerator.device.type == "cpu" else None)
@@ -109,20 +176,20 @@ def train(
     train_features = tokenize_examples(train_examples, tokenizer, style, config.loss_on, config.max_seq_length)
     eval_features = tokenize_examples(eval_examples, tokenizer, style, config.loss_on, config.max_seq_length)
 
-    bf16 = config.train_dtype == "bf16"
-    if bf16 and config.backend == "torch":
+    if config.train_dtype == "bf16" and config.backend == "torch":
         _keep_lora_inputs_bf16(model)
     planned_tokens = sum(len(f["input_ids"]) for f in train_features) * config.num_train_epochs
     use_compile = config.backend == "torch" and _should_compile(config, accelerator.device, planned_tokens)
     loss_model = CausalLMLoss(model, config.loss_chunk_size, compiled=use_compile)
     if use_compile:
         compiled = _compile_layers(model)
-        if main:
-            print(f"cefrtune: compiling {compiled} decoder layers (one graph, reused) and the loss's softmax; the first step waits for it", flush=True)
+        if accelerator.is_main_process:
+            print(f"cefrtune: compiling {compiled} decoder layers (one graph, reused) and the loss's softmax; "
+                  "the first step waits for it", flush=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
 
-    window = config.per_device_train_batch_size * world  # examples per micro-step, all ranks
+    window = config.per_device_train_batch_size * world
     steps_per_epoch = math.ceil(len(train_features) / (window * config.gradient_accumulation_steps))
     total_steps = steps_per_epoch * config.num_train_epochs
     if config.max_steps:
@@ -130,192 +197,176 @@ def train(
     warmup = math.ceil(config.warmup_ratio * total_steps)
     scheduler = _scheduler(optimizer, config.lr_scheduler, warmup, total_steps)
     loss_model, optimizer = accelerator.prepare(loss_model, optimizer)
+    return Training(accelerator, model, tokenizer, style, loss_model, optimizer, scheduler, trainable, train_features,
+                    eval_features, window, steps_per_epoch, total_steps, out_dir)
 
-    state = {"epoch": 0, "global_step": 0, "history": [], "best_eval_loss": math.inf, "best_eval_epoch": 0,
-             "train_tokens": 0, "train_seconds": 0.0}
-    checkpoint_dir = out_dir / "checkpoints" / "last"
-    if resume:
-        if main:
-            recover_folder(checkpoint_dir)
-            recover_folder(out_dir / "adapter")
-        accelerator.wait_for_everyone()
-        state = _load_checkpoint(checkpoint_dir, model, optimizer, scheduler, config)
-        if state.get("world_size", world) != world:
-            raise RuntimeError(f"{checkpoint_dir}: written with {state['world_size']} processes; resume with the same number (now {world})")
-        if main:
-            print(f"cefrtune: resuming after epoch {state['epoch']} (step {state['global_step']})", flush=True)
 
-    writer = _tensorboard(out_dir / "tensorboard") if main else None
+def resume_state(training: Training, config: RunConfig) -> TrainState:
+    """The state of the last checkpoint, loaded into the model, optimizer and schedule (after
+    repairing what a crash during a folder swap left)."""
+    accelerator, folder = training.accelerator, training.checkpoint_dir
+    world = accelerator.num_processes
+    if accelerator.is_main_process:
+        recover_folder(folder)
+        recover_folder(training.adapter_dir)
+    accelerator.wait_for_everyone()
+    state = TrainState.from_json(_load_checkpoint(folder, training.model, training.optimizer, training.scheduler,
+                                                  config))
+    if state.world_size is not None and state.world_size != world:
+        raise RuntimeError(f"{folder}: written with {state.world_size} processes; resume with the same number "
+                           f"(now {world})")
+    if accelerator.is_main_process:
+        print(f"cefrtune: resuming after epoch {state.epoch} (step {state.global_step})", flush=True)
+    return state
+
+
+def fit(training: Training, state: TrainState, config: RunConfig) -> None:
+    """The epochs: shuffle with (seed, epoch), step through accumulation windows, then evaluate,
+    keep the best adapter, write a checkpoint, and stop early once the eval loss stops improving."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total_steps, initial=state["global_step"], desc=f"train {config.level}", unit="step", disable=not main)
-    adapter_dir = out_dir / "adapter"
+    accelerator = training.accelerator
+    main = accelerator.is_main_process
+    writer = _tensorboard(training.out_dir / "tensorboard") if main else None
+    bar = tqdm(total=training.total_steps, initial=state.global_step, desc=f"train {config.level}", unit="step",
+               disable=not main)
     # The frozen base is bf16; autocast runs the fp32 LoRA matmuls in bf16 too (the adapter's
     # master weights and optimizer state stay fp32). Only the small LoRA weights are cast per step.
-    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16)
-    for epoch in range(state["epoch"] + 1, config.num_train_epochs + 1):
-        if state["global_step"] >= total_steps or state.get("stopped_early"):
+    autocast = torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=config.train_dtype == "bf16")
+    span = training.window * config.gradient_accumulation_steps  # examples per optimizer step
+    for epoch in range(state.epoch + 1, config.num_train_epochs + 1):
+        if state.global_step >= training.total_steps or state.stopped_early:
             break
-        model.train()
-        order = torch.randperm(len(train_features), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
-        windows = [order[i : i + window * config.gradient_accumulation_steps] for i in range(0, len(order), window * config.gradient_accumulation_steps)]
-        for step_ids in windows:
-            if state["global_step"] >= total_steps:
+        training.model.train()
+        shuffle = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        order = torch.randperm(len(training.train_features), generator=shuffle).tolist()
+        windows = [order[i : i + span] for i in range(0, len(order), span)]
+        for number, step_ids in enumerate(windows, start=1):
+            if state.global_step >= training.total_steps:
                 break
-            started = time.perf_counter()
-            window_tokens = sum(train_features[i]["n_labels"] for i in step_ids)
-            # This rank's share of each micro-step, cut into micro-batches of similar lengths:
-            # the loss is a token sum, so the split changes memory and padding, not the result.
-            pieces = []
-            for i in range(0, len(step_ids), window):
-                mine = sorted(step_ids[i : i + window][rank::world], key=lambda j: len(train_features[j]["input_ids"]))
-                size = config.micro_batch_size or len(mine) or 1
-                pieces += [mine[k : k + size] for k in range(0, len(mine), size)] or [[]]
-            loss_total = torch.zeros((), device=accelerator.device)
-            tokens_seen = 0
-            for m, piece in enumerate(pieces):
-                batch = collate([train_features[i] for i in piece] or [_empty_like(train_features[0])], tokenizer.pad_token_id,
-                                accelerator.device, config.pad_to_multiple_of)
-                tokens_seen += int(batch["attention_mask"].sum())
-                sync = m == len(pieces) - 1
-                context = accelerator.no_sync(loss_model) if not sync and world > 1 else contextlib.nullcontext()
-                with context, autocast:
-                    loss_sum, _ = loss_model(**batch)
-                    # DDP averages gradients over ranks; scale so the result is the global token mean.
-                    accelerator.backward(loss_sum * world / window_tokens)
-                loss_total += loss_sum.detach()
-                if config.heap_trim_above_gb:
-                    memory.trim_if_above(config.heap_trim_above_gb * 1024)
-            grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            memory.release()
-            loss_total = accelerator.reduce(loss_total, "sum")
-            tokens = int(accelerator.reduce(torch.tensor(tokens_seen, device=accelerator.device), "sum"))
-            seconds = time.perf_counter() - started
-            state["global_step"] += 1
-            state["train_tokens"] += tokens
-            state["train_seconds"] += seconds
-            record = {
-                "step": state["global_step"],
-                "epoch": round(epoch - 1 + (windows.index(step_ids) + 1) / len(windows), 4),
-                "loss": float(loss_total) / window_tokens,
-                "learning_rate": scheduler.get_last_lr()[0],
-                "grad_norm": float(grad_norm),
-                "tokens_per_s": tokens / seconds,
-                "tokens": tokens,
-                "seconds": seconds,
-            }
-            state["history"].append(record)
+            record = _step(training, config, step_ids, autocast)
+            state.global_step += 1
+            state.train_tokens += record["tokens"]
+            state.train_seconds += record["seconds"]
+            record = {"step": state.global_step, "epoch": round(epoch - 1 + number / len(windows), 4), **record}
+            state.history.append(record)
             if writer:
                 for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s"):
                     writer.add_scalar(f"train/{key}", record[key], record["step"])
             bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
             bar.update(1)
-        with autocast:
-            eval_loss = evaluate_features(loss_model, eval_features, config.per_device_eval_batch_size, tokenizer.pad_token_id,
-                                          accelerator, config.pad_to_multiple_of)
-        memory.release()
-        state["history"].append({"step": state["global_step"], "epoch": epoch, "eval_loss": eval_loss})
-        if writer:
-            writer.add_scalar("eval/loss", eval_loss, state["global_step"])
-            writer.flush()
-        if eval_loss < state["best_eval_loss"]:
-            state["best_eval_loss"], state["best_eval_epoch"] = eval_loss, epoch
-            if main:
-                _save_adapter(accelerator.unwrap_model(loss_model).model, adapter_dir, style, tokenizer)
-        state["epoch"] = epoch
-        state["world_size"] = world
-        state["config"] = to_dict(config)
-        patience = config.early_stopping_patience
-        state["stopped_early"] = bool(patience and epoch - state["best_eval_epoch"] >= patience
-                                      and epoch < config.num_train_epochs and state["global_step"] < total_steps)
-        if main:
-            bar.write(f"epoch {epoch}: eval loss {eval_loss:.4f} (best {state['best_eval_loss']:.4f} at epoch {state['best_eval_epoch']})"
-                      + (f"; no better eval loss for {patience} epochs: stopping early" if state["stopped_early"] else ""))
-            _save_checkpoint(checkpoint_dir, accelerator.unwrap_model(loss_model).model, optimizer, scheduler, state)
-        accelerator.wait_for_everyone()
+        _end_epoch(training, state, config, epoch, autocast, writer, bar)
     bar.close()
     if writer:
         writer.close()
-    train_losses = [h["loss"] for h in state["history"] if "loss" in h]
+
+
+def _step(training: Training, config: RunConfig, step_ids: list[int], autocast) -> dict:
+    """One optimizer step over the examples `step_ids` (all ranks): forward and backward in
+    micro-batches, then clip and step. Returns the step's record (without step and epoch)."""
+    accelerator, features = training.accelerator, training.train_features
+    world, rank = accelerator.num_processes, accelerator.process_index
+    started = time.perf_counter()
+    window_tokens = sum(features[i]["n_labels"] for i in step_ids)
+    # This rank's share of each micro-step, cut into micro-batches of similar lengths:
+    # the loss is a token sum, so the split changes memory and padding, not the result.
+    pieces = []
+    for i in range(0, len(step_ids), training.window):
+        mine = sorted(step_ids[i : i + training.window][rank::world], key=lambda j: len(features[j]["input_ids"]))
+        size = config.micro_batch_size or len(mine) or 1
+        pieces += [mine[k : k + size] for k in range(0, len(mine), size)] or [[]]
+    loss_total = torch.zeros((), device=accelerator.device)
+    tokens_seen = 0
+    for m, piece in enumerate(pieces):
+        batch = collate([features[i] for i in piece] or [_empty_like(features[0])], training.tokenizer.pad_token_id,
+                        accelerator.device, config.pad_to_multiple_of)
+        tokens_seen += int(batch["attention_mask"].sum())
+        sync = m == len(pieces) - 1
+        context = accelerator.no_sync(training.loss_model) if not sync and world > 1 else contextlib.nullcontext()
+        with context, autocast:
+            loss_sum, _ = training.loss_model(**batch)
+            # DDP averages gradients over ranks; scale so the result is the global token mean.
+            accelerator.backward(loss_sum * world / window_tokens)
+        loss_total += loss_sum.detach()
+        if config.heap_trim_above_gb:
+            memory.trim_if_above(config.heap_trim_above_gb * 1024)
+    grad_norm = accelerator.clip_grad_norm_(training.trainable, config.max_grad_norm)
+    training.optimizer.step()
+    training.scheduler.step()
+    training.optimizer.zero_grad(set_to_none=True)
+    memory.release()
+    loss_total = accelerator.reduce(loss_total, "sum")
+    tokens = int(accelerator.reduce(torch.tensor(tokens_seen, device=accelerator.device), "sum"))
+    seconds = time.perf_counter() - started
+    return {
+        "loss": float(loss_total) / window_tokens,
+        "learning_rate": training.scheduler.get_last_lr()[0],
+        "grad_norm": float(grad_norm),
+        "tokens_per_s": tokens / seconds,
+        "tokens": tokens,
+        "seconds": seconds,
+    }
+
+
+def _end_epoch(training: Training, state: TrainState, config: RunConfig, epoch: int, autocast, writer, bar) -> None:
+    """Evaluate, keep the adapter if it is the best so far, decide on early stopping, write the checkpoint."""
+    accelerator = training.accelerator
+    main = accelerator.is_main_process
+    with autocast:
+        eval_loss = evaluate_features(training.loss_model, training.eval_features, config.per_device_eval_batch_size,
+                                      training.tokenizer.pad_token_id, accelerator, config.pad_to_multiple_of)
+    memory.release()
+    state.history.append({"step": state.global_step, "epoch": epoch, "eval_loss": eval_loss})
+    if writer:
+        writer.add_scalar("eval/loss", eval_loss, state.global_step)
+        writer.flush()
+    unwrapped = accelerator.unwrap_model(training.loss_model).model
+    if eval_loss < state.best_eval_loss:
+        state.best_eval_loss, state.best_eval_epoch = eval_loss, epoch
+        if main:
+            _save_adapter(unwrapped, training.adapter_dir, training.style, training.tokenizer)
+    state.epoch = epoch
+    state.world_size = accelerator.num_processes
+    state.config = to_dict(config)
+    patience = config.early_stopping_patience
+    state.stopped_early = bool(patience and epoch - state.best_eval_epoch >= patience
+                               and epoch < config.num_train_epochs and state.global_step < training.total_steps)
+    if main:
+        bar.write(f"epoch {epoch}: eval loss {eval_loss:.4f} (best {state.best_eval_loss:.4f} at epoch "
+                  f"{state.best_eval_epoch})"
+                  + (f"; no better eval loss for {patience} epochs: stopping early" if state.stopped_early else ""))
+        _save_checkpoint(training.checkpoint_dir, unwrapped, training.optimizer, training.scheduler, asdict(state))
+    accelerator.wait_for_everyone()
+
+
+def finish(training: Training, state: TrainState, config: RunConfig) -> TrainResult:
+    """What the report needs from the training that ran."""
+    train_losses = [h["loss"] for h in state.history if "loss" in h]
+    world = training.accelerator.num_processes
     return TrainResult(
-        adapter_dir=adapter_dir,
-        steps_per_epoch=steps_per_epoch,
-        total_steps=total_steps,
-        train_runtime_s=state["train_seconds"],
-        train_tokens=state["train_tokens"],
-        train_tokens_per_s=state["train_tokens"] / max(state["train_seconds"], 1e-9),
+        adapter_dir=training.adapter_dir,
+        steps_per_epoch=training.steps_per_epoch,
+        total_steps=training.total_steps,
+        train_runtime_s=state.train_seconds,
+        train_tokens=state.train_tokens,
+        train_tokens_per_s=state.train_tokens / max(state.train_seconds, 1e-9),
         initial_train_loss=train_losses[0] if train_losses else math.nan,
         final_train_loss=train_losses[-1] if train_losses else math.nan,
-        best_eval_loss=state["best_eval_loss"],
-        best_eval_epoch=state["best_eval_epoch"],
-        steps_run=state["global_step"],
-        epochs_run=state["epoch"],
-        stopped_early=bool(state.get("stopped_early")),
+        best_eval_loss=state.best_eval_loss,
+        best_eval_epoch=state.best_eval_epoch,
+        steps_run=state.global_step,
+        epochs_run=state.epoch,
+        stopped_early=state.stopped_early,
         world_size=world,
         effective_batch=config.effective_batch(world),
-        history=state["history"],
+        history=state.history,
     )
 
 
-def tokenize_examples(examples: list[Example], tokenizer, style: PromptStyle, loss_on: str, max_seq_length: int | None) -> list[dict]:
-    """Token ids and labels per example: prompt tokens are IGNORE unless loss_on == "full".
-    Prompt and response are tokenized apart and joined, so generation sees exactly the prompt
-    ids training saw. Raises TooLongError naming every example over max_seq_length."""
-    features, too_long = [], []
-    for example in examples:
-        prompt_ids, response_ids = encode(example, tokenizer, style)
-        ids = prompt_ids + response_ids
-        if loss_on == "full":
-            labels = [IGNORE] + ids[1:]
-        else:
-            labels = [IGNORE] * len(prompt_ids) + response_ids
-        if max_seq_length and len(ids) > max_seq_length:
-            too_long.append(f"{example.id or example.origin}: {len(ids)} tokens")
-        features.append({"input_ids": ids, "labels": labels, "n_labels": sum(l != IGNORE for l in labels[1:]), "id": example.id})
-    if too_long:
-        raise TooLongError(
-            f"{len(too_long)} example(s) longer than max_seq_length={max_seq_length} (nothing is truncated): "
-            + "; ".join(too_long[:10])
-            + f". Raise max_seq_length to at least {max(len(f['input_ids']) for f in features)} (`--set max_seq_length=N`) "
-            "or shorten those examples; `cefrtune data stats` recommends a value."
-        )
-    return features
-
-
-def encode(example: Example, tokenizer, style: PromptStyle) -> tuple[list[int], list[int]]:
-    prompt = style.prompt(example.level, example.words, tokenizer)
-    response = style.response(example.sentences, example.words, tokenizer)
-    return prompt_ids(prompt, tokenizer), tokenizer(response, add_special_tokens=False)["input_ids"]
-
-
-def prompt_ids(prompt: str, tokenizer) -> list[int]:
-    """Prompt token ids with a BOS token first when the tokenizer has one and the text lacks it."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    bos = tokenizer.bos_token_id
-    if bos is not None and (not ids or ids[0] != bos):
-        ids = [bos] + ids
-    return ids
-
-
-def collate(features: list[dict], pad_id: int, device, multiple: int = 1) -> dict:
-    """Right-padded input ids, attention mask and labels, the width rounded up to `multiple`."""
-    width = -(-max(len(f["input_ids"]) for f in features) // multiple) * multiple
-    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(features), width), dtype=torch.long)
-    for row, f in enumerate(features):
-        n = len(f["input_ids"])
-        ids[row, :n] = torch.tensor(f["input_ids"])
-        labels[row, :n] = torch.tensor(f["labels"])
-        mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
-
-
 @torch.no_grad()
-def evaluate_features(loss_model, features: list[dict], batch_size: int, pad_id: int, accelerator=None, multiple: int = 1) -> float:
+def evaluate_features(
+    loss_model, features: list[dict], batch_size: int, pad_id: int, accelerator=None, multiple: int = 1
+) -> float:
     """Token-weighted mean NLL over `features`, sharded over ranks when `accelerator` has several."""
     world = accelerator.num_processes if accelerator else 1
     rank = accelerator.process_index if accelerator else 0

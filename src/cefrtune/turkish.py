@@ -132,12 +132,16 @@ def find_word(tokens: list[Token], target: str) -> int | None:
     # A derived target (`eğlenceli` = eğlence + -lI, `karıştırmak` = karışmak + causative) matches
     # its inflected forms (`eğlenceliydi`, `karıştırıyor`): the derivation is compared up to the
     # infinitive ending of a verb target.
-    derived = [_derivation_head(a) for a in analyse_word(folded_target) if len(a.morphemes) > 2 and a.lemma not in wanted]
+    derived = [
+        _derivation_head(a) for a in analyse_word(folded_target) if len(a.morphemes) > 2 and a.lemma not in wanted
+    ]
     for i, token in enumerate(tokens):
         matching = [a for a in token.analyses if a.lemma in wanted]
         if matching and _own_sense(token, matching):
             return i
-        if any(r.lemma == lemma and r.morphemes[: len(head)] == head for r in token.analyses for lemma, head in derived):
+        if any(
+            r.lemma == lemma and r.morphemes[: len(head)] == head for r in token.analyses for lemma, head in derived
+        ):
             return i
         stem, _ = _split_apostrophe(token.text)
         if fold(stem) == folded_target:  # names and words zeyrek does not know
@@ -171,7 +175,8 @@ def _own_sense(token: Token, matching: list[Analysis]) -> bool:
     # possessive ("your teaching").
     bare = fold(_split_apostrophe(token.text)[0])
     if any(a.lemma == bare and a.pos != "Verb" for a in others) and all(
-        a.pos == "Verb" and _VERBAL_NOUN.intersection(a.morphemes) and not _FINITE.intersection(a.morphemes) for a in plain
+        a.pos == "Verb" and _VERBAL_NOUN.intersection(a.morphemes) and not _FINITE.intersection(a.morphemes)
+        for a in plain
     ):
         return False
     return True
@@ -237,12 +242,22 @@ def _necessity_fallback(folded: str) -> tuple[Analysis, ...]:
     stem, suffix, person = match.groups()
     infinitive = stem + ("mak" if suffix == "malı" else "mek")
     try:
-        verb = [r for r in _analyzer().analyzer.analyze(infinitive) if r is not None and r.dict_item.primary_pos.value == "Verb"]
+        verb = [
+            r
+            for r in _analyzer().analyzer.analyze(infinitive)
+            if r is not None and r.dict_item.primary_pos.value == "Verb"
+        ]
     except (AttributeError, IndexError, KeyError, ValueError, RecursionError):
         return ()
     if not verb:
         return ()
-    return (Analysis(lemma=fold(verb[0].dict_item.lemma), pos="Verb", morphemes=("Verb", "Neces", _NECES_PERSON.get(person, "A3sg"))),)
+    return (
+        Analysis(
+            lemma=fold(verb[0].dict_item.lemma),
+            pos="Verb",
+            morphemes=("Verb", "Neces", _NECES_PERSON.get(person, "A3sg")),
+        ),
+    )
 
 
 def _split_apostrophe(word: str) -> tuple[str, bool]:
