@@ -138,11 +138,12 @@ def model_hash(resolved) -> str:
         return resolved.revision
     from cefrtune.models import MANIFEST
 
-    folder_ = Path(resolved.path)
+    model_folder = Path(resolved.path)
     recorded = {}
-    if (folder_ / MANIFEST).exists():
-        recorded = {name: record["sha256"] for name, record in json.loads((folder_ / MANIFEST).read_text())["files"].items()}
-    files = sorted({p for pattern in MODEL_FILES for p in folder_.glob(pattern) if p.is_file()})
+    if (model_folder / MANIFEST).exists():
+        manifest = json.loads((model_folder / MANIFEST).read_text())
+        recorded = {name: record["sha256"] for name, record in manifest["files"].items()}
+    files = sorted({p for pattern in MODEL_FILES for p in model_folder.glob(pattern) if p.is_file()})
     return _sha256_json({p.name: recorded.get(p.name) or _sha256_file(p) for p in files})
 
 
