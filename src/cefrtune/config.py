@@ -136,8 +136,7 @@ class RunConfig:
     passing one the model finds most fluent is kept; a free round samples one). Measured in
     benchmarks/checked_generation.py."""
     baseline: str = "cached"
-    """Baseline figures: "cached" (reuse those of an earlier run with the same base model, eval set and settings, else
-    compute and store them), "recompute" (compute and overwrite) or "skip" (none: tuned figures only)."""
+    """"cached" (reuse a matching earlier run's baseline, else compute and cache it), "recompute" or "skip" (none)."""
     name_words: bool = False
     """Response format `1. ev — sentence` (word named first), trained in and stripped on output."""
 
