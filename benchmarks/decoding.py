@@ -2,6 +2,7 @@
 
     python benchmarks/decoding.py                        # newest runs/a1-*/ run's merged model
     python benchmarks/decoding.py --run runs/a1-v5 --batch-sizes 32,64 --regenerations 192
+    python benchmarks/decoding.py --limit-only --batch-sizes 1,8,32 [--profile]   # the step's limit alone
 
 Both decode the same prompts with the same model (bf16), the same batching (shortest prompts
 first), the same stop rules (end of turn, EOS, a row's line count) and the same sampler, in one
@@ -17,6 +18,13 @@ transformers' peer is `model.generate` with cefrtune's sampler as a logits proce
 stopping criterion for the line counts: what cefrtune did before it had its own loop. Printed per
 workload and batch size: seconds for each, the speed ratio, and whether greedy outputs match. The
 machine is shared and noisy: compare the ratios, not the seconds.
+
+Then the limit of one greedy step at each batch size B (cefrtune's loop, B different prompts, every
+row writing): the measured time of a step against two lower bounds measured in the same run, the
+bytes a step must read (the weights once, the LM head included, plus the KV cache at the mean
+context) over the memory bandwidth of a large copy, and the step's FLOPs (2 per weight per row plus
+attention) over a large bf16 matmul's rate. `--profile` prints torch.profiler's top operators for a
+few steps at the first batch size.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="32", help="comma-separated")
     parser.add_argument("--regenerations", type=int, default=96, help="one-sentence regenerations to time")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--limit-only", action="store_true", help="only the step limit, not the two loops' comparison")
+    parser.add_argument("--profile", action="store_true", help="profile a few greedy steps at the first batch size")
+    parser.add_argument("--steps", type=int, default=24, help="greedy steps timed for the limit")
     args = parser.parse_args()
 
     from cefrtune.decode import decode_texts
@@ -84,7 +95,7 @@ def main() -> None:
         ),
     }
     rows = []
-    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+    for batch in [int(b) for b in args.batch_sizes.split(",")] if not args.limit_only else []:
         for name, workload in workloads.items():
             seconds, texts = {}, {}
             for contender, run_it in contenders.items():
@@ -113,8 +124,110 @@ def main() -> None:
     print(
         "(sampled rows differ by design: the two loops draw from the generator in a different order once rows finish)"
     )
+    every_prompt = [prompt_ids(style.prompt(e.level, e.words, tokenizer), tokenizer) for e in train + evaluation]
+    limits = step_limits(model, every_prompt, [int(b) for b in args.batch_sizes.split(",")], args.steps, args.profile)
     if args.json:
-        Path(args.json).write_text(json.dumps({"run": str(run), "rows": rows}, indent=1))
+        Path(args.json).write_text(json.dumps({"run": str(run), "rows": rows, "limits": limits}, indent=1))
+
+
+def step_limits(model, prompts: list[list[int]], batch_sizes: list[int], steps: int, profile: bool) -> list[dict]:
+    """Measured greedy step time at each batch size against its memory and compute lower bounds."""
+    from train_throughput import bf16_peak_gflops  # this folder's sibling script
+
+    bandwidth = copy_bandwidth_gbs()
+    peak = bf16_peak_gflops()
+    print(f"\nstep limit: memory bandwidth {bandwidth:.1f} GB/s (copy of 1 GiB), bf16 matmul {peak:.0f} GFLOP/s "
+          f"(2048x2048x2048), {torch.get_num_threads()} threads")
+    rows = []
+    for batch in batch_sizes:
+        chosen = [prompts[i % len(prompts)] for i in range(batch)]
+        seconds = greedy_step_seconds(model, chosen, steps)
+        context = sum(len(p) for p in chosen) / batch + steps / 2  # mean positions attended while stepping
+        read, flops = step_bytes(model, batch, context), step_flops(model, batch, context)
+        bound = max(read / bandwidth / 1e9, flops / peak / 1e9)
+        rows.append({"batch": batch, "step_ms": round(1e3 * seconds, 2), "bytes_gb": round(read / 1e9, 3),
+                     "memory_bound_ms": round(1e3 * read / bandwidth / 1e9, 2), "gflops": round(flops / 1e9, 2),
+                     "compute_bound_ms": round(1e3 * flops / peak / 1e9, 2), "ratio": round(seconds / bound, 2)})
+    print(f"{'batch':>6}{'step ms':>10}{'GB read':>9}{'memory-bound ms':>17}{'GFLOP':>8}{'compute-bound ms':>18}"
+          f"{'step / bound':>14}")
+    for r in rows:
+        print(f"{r['batch']:>6}{r['step_ms']:>10.1f}{r['bytes_gb']:>9.3f}{r['memory_bound_ms']:>17.1f}"
+              f"{r['gflops']:>8.1f}{r['compute_bound_ms']:>18.1f}{r['ratio']:>13.2f}x")
+    print("(bound = the larger of the two; GB read = the weights once, LM head included, plus the KV cache)")
+    if profile:
+        profile_steps(model, [prompts[i % len(prompts)] for i in range(batch_sizes[0])])
+    return rows
+
+
+def copy_bandwidth_gbs(gib: float = 1.0) -> float:
+    """Best rate of copying a large bf16 tensor, bytes read + written, in GB/s (best of 5)."""
+    source = torch.ones(int(gib * 2**30) // 2, dtype=torch.bfloat16)
+    target = torch.empty_like(source)
+    best = 0.0
+    for _ in range(6):
+        start = time.perf_counter()
+        target.copy_(source)
+        best = max(best, 2 * source.numel() * 2 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def greedy_step_seconds(model, prompts: list[list[int]], steps: int) -> float:
+    """Seconds of one greedy step with every row writing: (prompt + `steps` tokens) - (prompt alone),
+    over `steps`, each the best of two runs."""
+    from cefrtune.decode import decode_batch
+
+    def best(budget: int) -> float:
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            decode_batch(model, prompts, budget, stop_ids=[], pad_id=0)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return (best(1 + steps) - best(1)) / steps
+
+
+def step_bytes(model, batch: int, context: float) -> float:
+    """Bytes one decoding step must read: every weight once (an untied input embedding only reads
+    the rows of its tokens, so it is left out) and each row's KV cache."""
+    weights = {p.data_ptr(): p.numel() * p.element_size() for p in model.parameters()}
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    if embedding.data_ptr() != head.data_ptr():
+        weights.pop(embedding.data_ptr())
+    return sum(weights.values()) + batch * context * kv_bytes_per_position(model)
+
+
+def step_flops(model, batch: int, context: float) -> float:
+    """FLOPs of one step: 2 per matmul weight per row (LM head included), and attention's scores and
+    weighted sum over the context (4 x heads x head_dim per position, each layer)."""
+    config = model.config.get_text_config()
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    matmul = {p.data_ptr(): p.numel() for n, p in model.named_parameters() if p.dim() == 2}
+    if embedding.data_ptr() != head.data_ptr():
+        matmul.pop(embedding.data_ptr())
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    attention = 4 * config.num_hidden_layers * config.num_attention_heads * head_dim * context
+    return batch * (2 * sum(matmul.values()) + attention)
+
+
+def kv_bytes_per_position(model) -> int:
+    config = model.config.get_text_config()
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * next(model.parameters()).element_size()
+
+
+def profile_steps(model, prompts: list[list[int]], steps: int = 8) -> None:
+    """torch.profiler's operators by self CPU time over a prompt and `steps` greedy steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from cefrtune.decode import decode_batch
+
+    decode_batch(model, prompts, 2, stop_ids=[], pad_id=0)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        decode_batch(model, prompts, 1 + steps, stop_ids=[], pad_id=0)
+    print(f"\nprofile: batch {len(prompts)}, prompt + {steps} greedy steps")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=60))
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py            # default: 6 optimizer steps, batch 8, r 128
     python benchmarks/train_throughput.py --short    # 3 steps, a quick check
     python benchmarks/train_throughput.py --model PATH --steps 10
+    python benchmarks/train_throughput.py --contenders trl_bf16,trl_speed,cefrtune
     python benchmarks/train_throughput.py --contenders trl_bf16,cefrtune,cefrtune:heap_trim_above_gb=null
     python benchmarks/train_throughput.py --rounds 2      # every contender twice, interleaved
 
@@ -11,6 +12,9 @@ optimizer steps for every contender; each runs in its own process, one after ano
 RSS is its own. Printed per contender: tokens/s, peak RSS, train loss after the steps and
 response loss on the eval split (computed by the same code for all); then the speed ratios and
 cefrtune's model FLOPs utilisation against a bf16 matmul peak measured in this run.
+The TRL contenders: `trl_bf16` (fp32 weights, bf16 autocast: TRL's defaults, gradient checkpointing
+on), `trl_fp32` (fp32 throughout) and `trl_speed` (TRL set for speed: bf16 weights, bf16 autocast,
+gradient checkpointing off, which SFTConfig turns on by default).
 `--contenders` picks contenders, each named once; `cefrtune:FIELD=VALUE[:FIELD=VALUE]` runs cefrtune
 with config overrides (a lever switched off or on), measured against the same TRL runs.
 Figures are ratios within one run: the machine is shared and absolute times drift, by tens of
@@ -31,6 +35,9 @@ import torch
 from transformers import TrainerCallback
 
 ROOT = Path(__file__).resolve().parents[1]
+# TRL contenders: (weights dtype, bf16 autocast, gradient checkpointing)
+TRL = {"trl_bf16": (torch.float32, True, True), "trl_fp32": (torch.float32, False, True),
+       "trl_speed": (torch.bfloat16, True, False)}
 
 
 def main() -> None:
@@ -44,7 +51,8 @@ def main() -> None:
         "--no-compile", action="store_true", help="cefrtune without torch.compile (to measure the lever)"
     )
     parser.add_argument("--contenders", default="trl_bf16,trl_fp32,cefrtune",
-                        help="comma-separated: trl_bf16, trl_fp32, cefrtune, cefrtune:FIELD=VALUE[:FIELD=VALUE]")
+                        help="comma-separated: trl_bf16, trl_fp32, trl_speed, cefrtune, "
+                             "cefrtune:FIELD=VALUE[:FIELD=VALUE]")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -59,11 +67,7 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
     contenders = args.contenders.split(",")
-    unknown = [
-        c
-        for c in contenders
-        if c.split(":")[0] not in ("trl_bf16", "trl_fp32", "cefrtune") or (c.startswith("trl") and ":" in c)
-    ]
+    unknown = [c for c in contenders if c.split(":")[0] not in (*TRL, "cefrtune") or (c.startswith("trl") and ":" in c)]
     if (
         unknown
         or not any(c.startswith("trl_bf16") for c in contenders)
@@ -125,7 +129,7 @@ def main() -> None:
     for name in (n for n in results if n.startswith("cefrtune")):
         c = results[name]
         print()
-        for peer in (p for p in ("trl_bf16", "trl_fp32") if p in results):
+        for peer in (p for p in TRL if p in results):
             all_steps = c["tokens_per_s_all_steps"] / results[peer]["tokens_per_s_all_steps"]
             print(
                 f"speed-up {name} / {peer}: {c['tokens_per_s'] / results[peer]['tokens_per_s']:.2f}x "
@@ -187,13 +191,13 @@ def run_one(args) -> dict:
     train_examples, eval_examples = load_split(args.short)
     used = [train_examples[i % len(train_examples)] for i in range(args.steps * args.batch)]
     name = args.only.split(":")[0]
-    dtype = torch.float32 if name.startswith("trl") else torch.bfloat16
+    dtype = TRL[name][0] if name in TRL else torch.bfloat16
     model, tokenizer, _ = models.load(args.model, dtype=dtype)
     style = PromptStyle.for_tokenizer(tokenizer)
     features = tokenize_examples(used, tokenizer, style, "response", None)
     tokens = sum(len(f["input_ids"]) for f in features)
     if name.startswith("trl"):
-        steps, train_loss, model = run_trl(model, tokenizer, style, used, args, bf16=name == "trl_bf16")
+        steps, train_loss, model = run_trl(model, tokenizer, style, used, args, *TRL[name][1:])
     else:
         steps, train_loss, model = run_cefrtune(model, tokenizer, used, eval_examples, args, overrides(args.only))
     eval_loss = loss_metrics(model.float(), tokenizer, style, eval_examples)["response_loss"]
@@ -213,7 +217,7 @@ def run_one(args) -> dict:
     }
 
 
-def run_trl(model, tokenizer, style, examples, args, bf16: bool):
+def run_trl(model, tokenizer, style, examples, args, bf16: bool, checkpointing: bool):
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -229,7 +233,7 @@ def run_trl(model, tokenizer, style, examples, args, bf16: bool):
         output_dir="/tmp/cefrtune-bench-trl", per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
         max_steps=args.steps, learning_rate=2e-4, warmup_steps=0, lr_scheduler_type="linear", bf16=bf16,
         use_cpu=True, report_to=[], logging_steps=1, save_strategy="no", max_length=512, seed=42,
-        dataloader_drop_last=False, completion_only_loss=True,
+        dataloader_drop_last=False, completion_only_loss=True, gradient_checkpointing=checkpointing,
     )
     lora = LoraConfig(
         r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"

@@ -26,3 +26,13 @@ def examples():
     base = ["Evde kimse yok.", "Bir bardak su içtim.", "Yarın okula gidiyorum.", "Kitabı masada bıraktım.",
             "Elma kırmızı.", "Kedi uyuyor.", "Araba yeni.", "Anne evde.", "Güzel bir gün.", "Okula gitmek."]
     return [Example("A1", words, [f"{s[:-1]} {i}." for s in base], id=f"e{i}") for i in range(8)]
+
+
+@pytest.fixture(autouse=True)
+def baseline_cache_folder(tmp_path_factory, monkeypatch):
+    """Each test caches run baselines in a folder of its own, not in the user's cefrtune cache."""
+    from cefrtune import baseline_cache
+
+    folder = tmp_path_factory.mktemp("baselines")
+    monkeypatch.setattr(baseline_cache, "folder", lambda: folder)
+    return folder

@@ -21,6 +21,7 @@ from cefrtune.turkish import LEVELS
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_PRESET = "a1"
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+BASELINE_MODES = ("cached", "recompute", "skip")
 
 
 @dataclass
@@ -135,6 +136,8 @@ class RunConfig:
     """Checked generation: sentences sampled for each failing sentence in a steered round (the
     passing one the model finds most fluent is kept; a free round samples one). Measured in
     benchmarks/checked_generation.py."""
+    baseline: str = "cached"
+    """"cached" (reuse a matching earlier run's baseline, else compute and cache it), "recompute" or "skip" (none)."""
     name_words: bool = False
     """Response format `1. ev — sentence` (word named first), trained in and stripped on output."""
 
@@ -158,7 +161,7 @@ class ConfigError(UserError, ValueError):
 # fast, not what is learned). Any other change refuses `--resume`.
 RESUMABLE_CHANGES = ("generate", "max_new_tokens", "generation_batch_size", "generation_dtype", "checked_attempts",
                      "checked_candidates", "threads", "heap_trim_above_gb", "compile", "extra",
-                     "per_device_eval_batch_size")
+                     "per_device_eval_batch_size", "baseline")
 
 # YAML 1.1 (PyYAML) reads `1e-4` (no dot) as a string; a float field accepts it and any other
 # number Python's float() reads, but never a bool, infinity or NaN.
@@ -274,6 +277,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.max_steps is None or config.max_steps > 0, "max_steps", "a positive integer or null")
     check(lambda: config.early_stopping_patience is None or config.early_stopping_patience > 0,
           "early_stopping_patience", "a positive integer or null")
+    check(lambda: config.baseline in BASELINE_MODES, "baseline", " or ".join(f'"{m}"' for m in BASELINE_MODES))
     check(lambda: config.checked_attempts >= 0, "checked_attempts", "0 or more")
     check(lambda: config.checked_candidates > 0, "checked_candidates", "a positive integer")
     check(lambda: config.target_modules == "all-linear"

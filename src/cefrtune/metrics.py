@@ -19,6 +19,9 @@ from cefrtune.levels import MORPHEME_LEVEL, VOICES, level_index, sentence_gramma
 from cefrtune.sentence_checks import sentence_findings
 from cefrtune.turkish import LEVELS, analyse_word, find_word, fold, tokenize
 
+# The version of these checks and figures: cached baseline results (cefrtune.baseline_cache) are
+# keyed by it. Bump it whenever a check, a figure's definition or a word list's use changes.
+METRICS_VERSION = 1
 CONTENT_POS = {"Noun", "Verb", "Adj", "Adv"}
 # A lemma no project list has counts as within level when it is at least this frequent (Zipf).
 FREQUENCY_FLOOR = {"A1": 4.5, "A2": 4.0, "B1": 3.5, "B2": 3.0, "C1": 2.5}

@@ -204,24 +204,26 @@ def _training(m: dict) -> list[str]:
 
 
 def _evaluation(m: dict) -> list[str]:
+    sides = ("baseline", "tuned") if "baseline" in m else ("tuned",)  # no baseline with `baseline: skip`
     lines = [
         "## Evaluation",
-        f"On the {m['eval_examples']} held-out word lists; baseline = the base model with the same prompt.",
+        f"On the {m['eval_examples']} held-out word lists; "
+        + ("baseline = the base model with the same prompt." if "baseline" in m else "no baseline was measured."),
         "",
-        "| metric | baseline | tuned |",
-        "|---|---|---|",
+        f"| metric | {' | '.join(sides)} |",
+        "|---|" + "---|" * len(sides),
     ]
     for key, label in (
         ("response_loss", "answer loss (NLL/token)"),
         ("response_ppl", "answer perplexity"),
         ("full_text_loss", "full-text loss"),
     ):
-        lines.append(f"| {label} | {m['baseline'][key]:.3f} | {m['tuned'][key]:.3f} |")
+        lines.append(f"| {label} | " + " | ".join(f"{m[side][key]:.3f}" for side in sides) + " |")
     if "generation" in m["tuned"]:
         for key in GEN_ROWS:
-            base, tuned = m["baseline"]["generation"].get(key), m["tuned"]["generation"].get(key)
-            if base is not None and tuned is not None:
-                lines.append(f"| {key} (greedy) | {base:.3f} | {tuned:.3f} |")
+            values = [m[side].get("generation", {}).get(key) for side in sides]
+            if all(value is not None for value in values):
+                lines.append(f"| {key} (greedy) | " + " | ".join(f"{value:.3f}" for value in values) + " |")
     check = m.get("merge_check")
     if check:
         lines += [

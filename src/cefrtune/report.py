@@ -40,7 +40,7 @@ def check_consistency(metrics: dict) -> None:
                 f"steps_run {metrics['steps_run']} != min({total}, {metrics['epochs_run']} epochs x {expected_steps})"
                 f" or stopped_early {metrics['stopped_early']} does not match"
             )
-    for side in ("baseline", "tuned"):
+    for side in ("baseline", "tuned") if "baseline" in metrics else ("tuned",):
         for name in ("full_text", "response"):
             loss, ppl = metrics[side][f"{name}_loss"], metrics[side][f"{name}_ppl"]
             if not math.isclose(math.exp(loss), ppl, rel_tol=1e-4):
@@ -150,17 +150,8 @@ def render(m: dict, examples: list[dict]) -> str:
         "",
         "![loss curve](loss_curve.png)",
         "",
-        "## Baseline comparison",
-        f"Same eval file, same code path (base model vs merged tuned model), {m['eval_examples']} examples.",
-        "",
-        "| metric | baseline | tuned | improvement |",
-        "|---|---|---|---|",
     ]
-    for name, label in (("full_text", "full text (instruction + response)"), ("response", "response only")):
-        for kind in ("loss", "ppl"):
-            key = f"{name}_{kind}"
-            lines.append(f"| {label} {'loss' if kind == 'loss' else 'perplexity'} | {m['baseline'][key]:.3f} | "
-                         f"{m['tuned'][key]:.3f} | {m['improvement'][key + '_pct']:.1f} % |")
+    lines += _baseline_comparison(m)
     lines += [
         "",
         f"Merge check: merged-model response loss {m['merge_check']['merged']:.6f} vs adapter-on-base "
@@ -169,14 +160,14 @@ def render(m: dict, examples: list[dict]) -> str:
         f"saved in {m['merge_check'].get('merged_dtype', 'fp32')}).",
     ]
     if "generation" in m.get("tuned", {}):
+        # with `baseline: skip` the baseline columns are left out
+        sides = ("baseline", "tuned") if "baseline" in m else ("tuned",)
         lines += ["", "## Generated sentences (eval word lists)", "",
                   "Greedy decoding; references = the human-written eval sentences (the ceiling).", "",
-                  "| metric | reference | baseline | tuned |", "|---|---|---|---|"]
+                  f"| metric | reference | {' | '.join(sides)} |", "|---|---|" + "---|" * len(sides)]
         for key in GEN_KEYS:
-            row = [
-                m.get("reference_generation", {}).get(key, "-"),
-                m["baseline"]["generation"].get(key, "-"),
-                m["tuned"]["generation"].get(key, "-"),
+            row = [m.get("reference_generation", {}).get(key, "-")] + [
+                m[side]["generation"].get(key, "-") for side in sides
             ]
             lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
         if "checked_generation" in m["tuned"]:
@@ -194,8 +185,8 @@ def render(m: dict, examples: list[dict]) -> str:
                 f"Every sentence checked; failing ones regenerated{budget}; what still fails is flagged. "
                 "mean_attempts counts the rounds that wrote a sentence, mean_samples every sentence generated for it.",
                 "",
-                "| | baseline | tuned |",
-                "|---|---|---|",
+                f"| | {' | '.join(sides)} |",
+                "|---|" + "---|" * len(sides),
             ]
             for key in (
                 "pass_rate_before",
@@ -206,18 +197,13 @@ def render(m: dict, examples: list[dict]) -> str:
                 "sentences_per_s",
                 "seconds",
             ):
-                baseline = m["baseline"]["checked_generation"].get(key, "-")
-                lines.append(f"| {key} | {_fmt(baseline)} | {_fmt(tuned.get(key, '-'))} |")
+                row = [m[side].get("checked_generation", {}).get(key, "-") for side in sides]
+                lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in row) + " |")
         for ex in examples[:3]:
-            lines += [
-                "",
-                f"**Words ({ex['level']}):** {', '.join(ex['words'])}",
-                "",
-                "| # | baseline | tuned |",
-                "|---|---|---|",
-            ]
+            lines += ["", f"**Words ({ex['level']}):** {', '.join(ex['words'])}", "", f"| # | {' | '.join(sides)} |",
+                      "|---|" + "---|" * len(sides)]
             for i in range(len(ex["words"])):
-                lines.append(f"| {i + 1} | {_cell(ex['baseline'][i])} | {_cell(ex['tuned'][i])} |")
+                lines.append(f"| {i + 1} | " + " | ".join(_cell(ex[side][i]) for side in sides) + " |")
     lines += [
         "",
         "## Output",
@@ -235,6 +221,41 @@ def render(m: dict, examples: list[dict]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _baseline_comparison(m: dict) -> list[str]:
+    """The baseline-vs-tuned loss table and where the baseline came from; the tuned figures alone
+    when the baseline was skipped."""
+    source = m.get("baseline_source", {})
+    if "baseline" not in m:
+        lines = ["## Tuned model (no baseline)",
+                 "The baseline was skipped (`baseline: skip`): no baseline figures and no improvement. "
+                 f"Merged tuned model on the eval file, {m['eval_examples']} examples.", "",
+                 "| metric | tuned |", "|---|---|"]
+    else:
+        lines = [
+            "## Baseline comparison",
+            f"Same eval file, same code path (base model vs merged tuned model), {m['eval_examples']} examples.",
+            "",
+            "| metric | baseline | tuned | improvement |",
+            "|---|---|---|---|",
+        ]
+    for name, label in (("full_text", "full text (instruction + response)"), ("response", "response only")):
+        for kind in ("loss", "ppl"):
+            key = f"{name}_{kind}"
+            metric = f"{label} {'loss' if kind == 'loss' else 'perplexity'}"
+            if "baseline" in m:
+                lines.append(f"| {metric} | {m['baseline'][key]:.3f} | {m['tuned'][key]:.3f} | "
+                             f"{m['improvement'][key + '_pct']:.1f} % |")
+            else:
+                lines.append(f"| {metric} | {m['tuned'][key]:.3f} |")
+    if source.get("source") == "cache":
+        lines += ["", f"The baseline's figures (loss and generation) come from the baseline cache `{source['path']}`: "
+                  f"computed by the run `{source['computed_by']}` at {source['computed_at']} with the same base model, "
+                  "eval set and settings (`baseline: recompute` computes them again)."]
+    elif source.get("source") == "computed" and source.get("computed_at"):
+        lines += ["", f"The baseline was computed by this run and stored in the baseline cache `{source['path']}`."]
+    return lines
 
 
 def _fmt(value) -> str:
@@ -259,12 +280,14 @@ def render_levels(summary: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for level, m in summary["per_level"].items():
-        b, t = m["baseline"], m["tuned"]
+        t = m["tuned"]
+        b = m.get("baseline")  # absent with `baseline: skip`: tuned figures only
+        pair = {key: (f"{b[key]:{spec}} -> " if b else "") + f"{t[key]:{spec}}"
+                for key, spec in (("response_loss", ".3f"), ("response_ppl", ".2f"), ("full_text_loss", ".3f"))}
+        gain = f"{m['improvement']['response_loss_pct']:.1f} %" if "improvement" in m else "-"
         lines.append(
             f"| {level} | {m['train_examples']} / {m['eval_examples']} | {m.get('steps_run', m['total_steps'])} | "
-            f"{b['response_loss']:.3f} -> {t['response_loss']:.3f} | "
-            f"{b['response_ppl']:.2f} -> {t['response_ppl']:.2f} | "
-            f"{b['full_text_loss']:.3f} -> {t['full_text_loss']:.3f} | {m['improvement']['response_loss_pct']:.1f} % |"
+            f"{pair['response_loss']} | {pair['response_ppl']} | {pair['full_text_loss']} | {gain} |"
         )
     if any("generation" in m["tuned"] for m in summary["per_level"].values()):
         lines += [

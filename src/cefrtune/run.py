@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from cefrtune import memory, report
+from cefrtune import baseline_cache, memory, report
 from cefrtune.config import RunConfig, changed_fields, to_dict
 from cefrtune.data import split_examples
 from cefrtune.errors import UserError
@@ -105,17 +105,22 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         {"base_model": config.model, "base_model_original": models.ORIGINALS.get(config.model, config.model),
          "base_model_source": resolved.source, "base_model_revision": resolved.revision, "level": config.level}, indent=2))
     longest = max(len(f["input_ids"]) for f in tokenize_examples(train_examples + eval_examples, tokenizer, style, "full", None))
-    print("cefrtune: evaluating the baseline and the tuned model ...", flush=True)
-    baseline = loss_metrics(base_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
+    from cefrtune.generation import default_max_new_tokens
+
+    max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
+    train_sentences = [s for e in train_examples for s in e.sentences]
+    # The baseline's figures come from the cache when an earlier run computed the same ones; then the
+    # base model is neither evaluated nor loaded again for generation.
+    cached = baseline_cache.lookup(config, resolved, style, eval_examples, train_sentences, max_new)
+    print(f"cefrtune: evaluating {'the baseline and ' if cached.needed else ''}the tuned model ...", flush=True)
+    baseline = loss_metrics(base_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size) \
+        if cached.needed else cached.results
 
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(base_model, result.adapter_dir)
     adapter = loss_metrics(peft_model, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     info = {"base_model_revision": resolved.revision, "level": config.level, "run_dir": str(run_dir)}
-    from cefrtune.generation import default_max_new_tokens
-
-    max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
     merge(config.model, result.adapter_dir, run_dir / "merged", base_model=peft_model, tokenizer=tokenizer, info=info,
           dtype=config.merged_dtype, max_new_tokens=max_new)
     peaks["evaluate_and_merge"] = memory.peak_rss_mb()
@@ -140,28 +145,36 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         from cefrtune.metrics import score
 
         gen_dtype = DTYPES[config.generation_dtype]
-        train_sentences = [s for e in train_examples for s in e.sentences]
         merged = models.to_dtype(merged, gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
         memory.release()
         held["before_generation"] = memory.rss_mb()
-        base_model, _, _ = models.load(config.model, dtype=gen_dtype)
-        baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new, "baseline"))
-        peaks["generate_baseline"] = memory.peak_rss_mb()
-        del base_model
-        memory.release()
-        held["after_generate_baseline"] = memory.rss_mb()
+        if cached.needed:
+            base_model, _, _ = models.load(config.model, dtype=gen_dtype)
+            baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new,
+                                        "baseline"))
+            peaks["generate_baseline"] = memory.peak_rss_mb()
+            del base_model
+            memory.release()
+            held["after_generate_baseline"] = memory.rss_mb()
         tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
         peaks["generate_tuned"] = memory.peak_rss_mb()
         reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
         reference.pop("per_item")
+        baseline_sentences = baseline["generation_sentences"] if baseline else [None] * len(eval_examples)
         samples = [
             {"level": e.level, "words": e.words, "baseline": b, "tuned": t}
-            for e, b, t in zip(eval_examples, baseline["generation_sentences"], tuned["generation_sentences"])
+            for e, b, t in zip(eval_examples, baseline_sentences, tuned["generation_sentences"])
         ]
+    if cached.needed:
+        baseline_cache.store(cached, baseline, run_dir)
     metrics = _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
                        baseline, tuned, adapter, difference, reference, time.perf_counter() - started, peaks, held)
-    metrics["improvement"] = improvement(baseline, tuned)
-    for side in (baseline, tuned):
+    metrics["baseline_source"] = cached.record
+    if baseline is None:
+        del metrics["baseline"]
+    else:
+        metrics["improvement"] = improvement(baseline, tuned)
+    for side in (baseline or {}, tuned):
         side.pop("generation_sentences", None)
     report.write(run_dir, metrics, result.history, samples)
     from cefrtune.modelcard import write_cards
@@ -253,17 +266,28 @@ def summary(m: dict) -> str:
         f"{m['train_runtime_s']:.0f} s, {m['train_tokens_per_s']:.0f} tokens/s; best eval loss {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']})",
         f"  {'':24}{'baseline':>10}{'tuned':>10}{'improvement':>13}",
     ]
+    base = m.get("baseline")  # absent with `baseline: skip`
     for key in ("full_text_loss", "full_text_ppl", "response_loss", "response_ppl"):
-        lines.append(f"  {key:24}{m['baseline'][key]:>10.3f}{m['tuned'][key]:>10.3f}{m['improvement'][key + '_pct']:>12.1f}%")
+        lines.append(f"  {key:24}{_cell(base, key)}{m['tuned'][key]:>10.3f}"
+                     + (f"{m['improvement'][key + '_pct']:>12.1f}%" if base else f"{'-':>13}"))
     if "generation" in m["tuned"]:
         for key in ("format_valid", "target_word_used", "unknown_token_rate"):
-            lines.append(f"  {key:24}{m['baseline']['generation'][key]:>10.3f}{m['tuned']['generation'][key]:>10.3f}")
+            lines.append(f"  {key:24}{_cell(base and base['generation'], key)}{m['tuned']['generation'][key]:>10.3f}")
+    source = m.get("baseline_source", {})
+    if source.get("source") == "cache":
+        lines.append(f"  baseline from the cache {source['path']} (computed by {source['computed_by']})")
+    elif source.get("source") == "skipped":
+        lines.append("  baseline skipped (baseline: skip)")
     if "checked_generation" in m["tuned"]:
         c = m["tuned"]["checked_generation"]
         lines.append(f"  checked generation (tuned): pass rate {c['pass_rate_before']:.3f} -> {c['pass_rate']:.3f}, "
                      f"{c['mean_attempts']:.2f} attempts/sentence, {c['sentences_per_s']:.2f} sentences/s")
     lines.append(f"  report: {m['run_dir']}/report.md")
     return "\n".join(lines)
+
+
+def _cell(figures: dict | None, key: str) -> str:
+    return f"{figures[key]:>10.3f}" if figures else f"{'-':>10}"
 
 
 def _split_files(run_dir: Path, level: str) -> dict[str, Path]:
