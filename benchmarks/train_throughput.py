@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -122,8 +121,9 @@ def bf16_peak_gflops(m: int = 2048, k: int = 2048, n: int = 2048) -> float:
 def load_split(short: bool):
     from cefrtune.data import split_examples
     from cefrtune.examples import load_examples
+    from cefrtune.resources import data_path
 
-    train, evaluation = split_examples(load_examples(ROOT / "data" / "a1.jsonl"), 0.1, 42)
+    train, evaluation = split_examples(load_examples(data_path("a1.jsonl")), 0.1, 42)
     return train, evaluation[:6] if short else evaluation
 
 

@@ -3,10 +3,11 @@
 
 import pytest
 
-from cefrtune.config import CONFIG_DIR, ConfigError, load_config
+from cefrtune.config import ConfigError, load_config
+from cefrtune.resources import preset_dir
 
-PRESETS = sorted(CONFIG_DIR.glob("*.yaml"))
-ACCELERATE = sorted((CONFIG_DIR / "accelerate").glob("*.yaml"))
+PRESETS = sorted(preset_dir().glob("*.yaml"))
+ACCELERATE = sorted((preset_dir() / "accelerate").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
@@ -51,7 +52,7 @@ def test_accelerate_configs_parse(path):
 
     config = load_config_from_file(str(path))
     assert config.num_processes >= 2
-    assert "accelerate launch --config_file configs/accelerate/" in path.read_text()
+    assert "accelerate launch --config_file src/cefrtune/configs/accelerate/" in path.read_text()
 
 
 def test_an_explicit_null_overrides_the_preset():

@@ -4,7 +4,7 @@ no list, no reference sentence and none of the lists' new words appear in any da
 import json
 
 from cefrtune.examples import load_examples
-from cefrtune.levels import data_dir
+from cefrtune.resources import data_dir
 from cefrtune.turkish import LEVELS, analyse_sentence, fold
 
 HELDOUT = data_dir() / "heldout"

@@ -7,7 +7,8 @@ import pytest
 from cefrtune.cli import main
 from cefrtune.data import check_wordlists, level_ordering, validate
 from cefrtune.examples import load_examples
-from cefrtune.levels import data_dir, wordlist
+from cefrtune.levels import wordlist
+from cefrtune.resources import data_dir
 from cefrtune.turkish import LEVELS, fold
 
 MIN_WORDS = {"A1": 600, "A2": 800, "B1": 1000, "B2": 1000, "C1": 800}

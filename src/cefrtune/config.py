@@ -1,6 +1,6 @@
 """The run configuration: one typed dataclass, every field documented.
 
-One path: defaults -> YAML preset (`configs/*.yaml`, or a path) -> CLI overrides. `validate`
+One path: defaults -> YAML preset (shipped in `src/cefrtune/configs/`, or a path) -> CLI overrides. `validate`
 collects every problem and raises one error listing them all, before any model is loaded.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from cefrtune import resources
 from cefrtune.errors import UserError
 from cefrtune.turkish import LEVELS
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_PRESET = "a1"
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
@@ -30,10 +30,10 @@ class RunConfig:
     level: str = "A1"
     """CEFR level (A1..C1); `cefrtune run --level all` runs every level."""
     data: str | None = None
-    """Dataset file (JSONL or JSON list). Default: data/<level>.jsonl of the repository."""
+    """Dataset file (JSONL or JSON list). Default: the shipped datasets/<level>.jsonl."""
     max_examples: int | None = None
     """Use only the first N examples of the dataset, before the split (the seed presets: the 180
-    A1 examples the seed run had; data/a1.jsonl has grown since). None uses them all."""
+    A1 examples the seed run had; datasets/a1.jsonl has grown since). None uses them all."""
     eval_fraction: float = 0.1
     """Share of examples held out for evaluation (the seed: 18 of 178)."""
     seed: int = 42
@@ -146,7 +146,7 @@ class RunConfig:
     def data_path(self) -> Path:
         if self.data:
             return Path(self.data)
-        return Path(__file__).resolve().parents[2] / "data" / f"{self.level.lower()}.jsonl"
+        return resources.data_path(f"{self.level.lower()}.jsonl")
 
 
 class ConfigError(UserError, ValueError):
@@ -172,7 +172,7 @@ def changed_fields(saved: dict, config: RunConfig) -> list[str]:
 
 
 def load_config(preset: str | None = None, overrides: dict | None = None) -> RunConfig:
-    """defaults -> preset (a name in configs/ or a YAML path) -> overrides; validated."""
+    """defaults -> preset (a shipped preset's name or a YAML path) -> overrides; validated."""
     values: dict = {}
     source = "defaults"
     if preset:
@@ -233,11 +233,10 @@ def preset_path(preset: str) -> Path:
     path = Path(preset)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
-    candidate = CONFIG_DIR / f"{preset}.yaml"
-    if candidate.exists():
-        return candidate
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"no preset '{preset}': not a YAML file and not one of configs/ ({names})")
+    try:
+        return resources.preset_path(preset)
+    except resources.MissingResource as err:
+        raise ConfigError(str(err)) from None
 
 
 def validate(config: RunConfig, source: str = "config") -> None:

@@ -1,8 +1,8 @@
 """The data stage: validate list-format datasets, describe them, and split them.
 
-    cefrtune data validate data/a1.jsonl [--json]
-    cefrtune data stats data/a1.jsonl [--model gemma-3-270m]
-    cefrtune data split data/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
+    cefrtune data validate [FILE...] [--json]      # no FILE: the shipped datasets
+    cefrtune data stats src/cefrtune/datasets/a1.jsonl [--model gemma-3-270m]
+    cefrtune data split src/cefrtune/datasets/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
 
 `validate` reports every problem in one pass, each with `file:line`, the field and what is wrong;
 errors make the data unusable for training; warnings (grammar above the level, near-duplicate sentences,
@@ -417,12 +417,12 @@ def split_examples(examples: list[Example], eval_fraction: float = 0.1, seed: in
 
 POS_TAGS = {"noun", "verb", "adj", "adv", "pron", "num", "det", "postp", "conj", "interj", "ques"}
 def check_wordlists(folder: str | Path | None = None, write: bool = False) -> dict:
-    """Check data/wordlists/<level>.tsv: known POS tags, each word at one level only, every word
+    """Check the word lists (datasets/wordlists/<level>.tsv): known POS tags, each word at one level only, every word
     known to the analyser, and frequency falling with the level. With `write`, (re)compute the
     zipf column in place. Returns per-level counts and median Zipf plus the problems found."""
     import csv
 
-    from cefrtune.levels import data_dir
+    from cefrtune.resources import data_dir
     from cefrtune.turkish import analyse_word
 
     folder = Path(folder) if folder else data_dir() / "wordlists"
