@@ -59,3 +59,32 @@ def test_an_explicit_null_overrides_the_preset():
     assert load_config("smoke").train_subset == 4
     assert load_config("smoke", {"train_subset": None, "early_stopping_patience": None}).train_subset is None
     assert load_config("smoke", {"early_stopping_patience": None}).early_stopping_patience is None
+
+
+def test_every_field_has_a_doc_and_cefrtune_config_lists_it(capsys):
+    from dataclasses import fields
+
+    from cefrtune.cli import main
+    from cefrtune.config import RunConfig, field_docs
+    from cefrtune.resources import presets
+
+    docs = field_docs()
+    assert set(docs) == {f.name for f in fields(RunConfig)}
+    assert [name for name, doc in docs.items() if len(doc.split()) < 3] == []
+    assert main(["config"]) == 0
+    listed = capsys.readouterr().out
+    for name in presets():
+        assert f"\n  {name} " in listed
+    assert "smoke                  A few steps on a small subset" in listed
+    for f in fields(RunConfig):
+        assert f"\n  {f.name}: {f.type} = " in listed
+    assert "  lora_r: int = 128\n      LoRA rank:" in listed
+    assert "  data: str | None = null\n      Dataset file (JSONL or JSON list).\n" in listed
+
+
+def test_run_help_points_to_cefrtune_config(capsys):
+    from cefrtune.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "`cefrtune config` lists the presets" in capsys.readouterr().out

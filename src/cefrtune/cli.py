@@ -4,6 +4,7 @@
     cefrtune data stats FILE... [--model gemma-3-270m]
     cefrtune data split FILE --out DIR [--eval-fraction 0.1] [--seed 42]
     cefrtune run [--config PRESET] [--output DIR] [--level A1|all|A1,B1] [--resume]
+    cefrtune config                               # presets and every run setting with its default
     cefrtune eval --model DIR --data FILE [--json]
     cefrtune generate --model DIR --level A1 --words "ev,su,..." [--input FILE --output FILE]
     cefrtune rate sheet --source NAME=PATH [--source ...] --out DIR [--seed 0] [--per-source N] [--force]
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_data_split)
-    p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report")
+    p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report",
+                       epilog="`cefrtune config` lists the presets and every field --set can change, with its "
+                              "default and what it does.")
     p.add_argument("--config", default=None, help="a shipped preset (`cefrtune config` lists them) or a YAML file (default: a1)")
     p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
     p.add_argument("--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report")
@@ -107,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--joint", action="store_true", help="with several levels: also train one adapter on all of them and compare")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("config", help="the shipped presets and every run setting: type, default, what it does")
+    p.set_defaults(func=_config)
 
     p = sub.add_parser("eval", help="loss and perplexity (full text and response) of a model, with its baseline")
     p.add_argument("--model", required=True, help="merged model folder (or any model)")
@@ -321,6 +327,13 @@ def _run(args) -> int:
         run_levels(config, levels, output=args.output, joint=args.joint)
     else:
         run(config, output=args.output, resume=args.resume)
+    return 0
+
+
+def _config(args) -> int:
+    from cefrtune.config import describe
+
+    print(describe())
     return 0
 
 
