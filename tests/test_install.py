@@ -76,6 +76,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     shipped = sum(1 for path in (ROOT / "src" / "cefrtune" / "datasets").glob("*.jsonl")
                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     assert f"{shipped} examples" in validated and " 0 errors" in validated, validated
+    listed = _run([cefrtune, "config"], work, 120).stdout
+    assert f"in {tmp_path / 'venv'}" in listed and "\n  smoke " in listed and "\n  lora_r: int = 128" in listed
 
     _run([cefrtune, "run", "--config", "smoke", "--output", work / "smoke"], work, 1800)
     metrics = json.loads((work / "smoke" / "metrics.json").read_text())
