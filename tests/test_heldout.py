@@ -15,7 +15,7 @@ def _lists() -> list[dict]:
 
 
 def _new_words() -> set[str]:
-    """The lists' words that no training example may use (data/heldout/a1-new-words.txt)."""
+    """The lists' words that no training example may use (datasets/heldout/a1-new-words.txt)."""
     text = (HELDOUT / "a1-new-words.txt").read_text(encoding="utf-8")
     return {fold(line.strip()) for line in text.splitlines() if line.strip()}
 

@@ -28,7 +28,8 @@ def _clean_env() -> dict:
 def _run(args: list, cwd: Path, timeout: int) -> subprocess.CompletedProcess:
     result = subprocess.run([str(a) for a in args], cwd=cwd, env=_clean_env(), capture_output=True, text=True,
                             timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, args))} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
+    command = " ".join(map(str, args))
+    assert result.returncode == 0, f"{command} -> {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
 
 

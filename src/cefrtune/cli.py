@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report",
                        epilog="`cefrtune config` lists the presets and every field --set can change, with its "
                               "default and what it does.")
-    p.add_argument("--config", default=None, help="a shipped preset (`cefrtune config` lists them) or a YAML file (default: a1)")
+    p.add_argument("--config", default=None,
+                   help="a shipped preset (`cefrtune config` lists them) or a YAML file (default: a1)")
     p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
     p.add_argument("--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report")
     p.add_argument("--model", default=None, help="base model (overrides the preset)")
