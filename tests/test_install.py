@@ -73,7 +73,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert str(ROOT / "src") not in where, "the checkout's src/ is on the new environment's path"
 
     cefrtune = tmp_path / "venv" / "bin" / "cefrtune"
-    validated = _run([cefrtune, "data", "validate"], work, 900).stdout
+    validated = _run([cefrtune, "data", "validate"], work, 3600).stdout  # timeouts only catch a hang
     shipped = sum(1 for path in (ROOT / "src" / "cefrtune" / "datasets").glob("*.jsonl")
                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     assert f"{shipped} examples" in validated and " 0 errors" in validated, validated
