@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-ROOT = Path(__file__).resolve().parents[1]
 # TRL contenders: (weights dtype, bf16 autocast, gradient checkpointing)
 TRL = {"trl_bf16": (torch.float32, True, True), "trl_fp32": (torch.float32, False, True),
        "trl_speed": (torch.bfloat16, True, False)}
@@ -177,8 +176,9 @@ def bf16_peak_gflops(m: int = 2048, k: int = 2048, n: int = 2048) -> float:
 def load_split(short: bool):
     from cefrtune.data import split_examples
     from cefrtune.examples import load_examples
+    from cefrtune.resources import data_path
 
-    train, evaluation = split_examples(load_examples(ROOT / "data" / "a1.jsonl"), 0.1, 42)
+    train, evaluation = split_examples(load_examples(data_path("a1.jsonl")), 0.1, 42)
     return train, evaluation[:6] if short else evaluation
 
 

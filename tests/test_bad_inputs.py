@@ -16,13 +16,13 @@ import yaml
 
 import tiny
 from cefrtune.cli import main
+from cefrtune.resources import data_path
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = "ev,anne,sabah,kırmızı,yağmur,mutlu,ekmek,baş,üç,uyumak"
 
 
 def good_records(count: int = 2) -> list[dict]:
-    return [json.loads(line) for line in (ROOT / "data" / "a1.jsonl").read_text(encoding="utf-8").splitlines()[:count]]
+    return [json.loads(line) for line in data_path("a1.jsonl").read_text(encoding="utf-8").splitlines()[:count]]
 
 
 def jsonl(records) -> str:

@@ -3,10 +3,11 @@
 
 import pytest
 
-from cefrtune.config import CONFIG_DIR, ConfigError, load_config
+from cefrtune.config import ConfigError, load_config
+from cefrtune.resources import preset_dir
 
-PRESETS = sorted(CONFIG_DIR.glob("*.yaml"))
-ACCELERATE = sorted((CONFIG_DIR / "accelerate").glob("*.yaml"))
+PRESETS = sorted(preset_dir().glob("*.yaml"))
+ACCELERATE = sorted((preset_dir() / "accelerate").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
@@ -63,10 +64,39 @@ def test_accelerate_configs_parse(path):
 
     config = load_config_from_file(str(path))
     assert config.num_processes >= 2
-    assert "accelerate launch --config_file configs/accelerate/" in path.read_text()
+    assert "accelerate launch --config_file src/cefrtune/configs/accelerate/" in path.read_text()
 
 
 def test_an_explicit_null_overrides_the_preset():
     assert load_config("smoke").train_subset == 4
     assert load_config("smoke", {"train_subset": None, "early_stopping_patience": None}).train_subset is None
     assert load_config("smoke", {"early_stopping_patience": None}).early_stopping_patience is None
+
+
+def test_every_field_has_a_doc_and_cefrtune_config_lists_it(capsys):
+    from dataclasses import fields
+
+    from cefrtune.cli import main
+    from cefrtune.config import RunConfig, field_docs
+    from cefrtune.resources import presets
+
+    docs = field_docs()
+    assert set(docs) == {f.name for f in fields(RunConfig)}
+    assert [name for name, doc in docs.items() if len(doc.split()) < 3] == []
+    assert main(["config"]) == 0
+    listed = capsys.readouterr().out
+    for name in presets():
+        assert f"\n  {name} " in listed
+    assert "smoke                  A few steps on a small subset" in listed
+    for f in fields(RunConfig):
+        assert f"\n  {f.name}: {f.type} = " in listed
+    assert "  lora_r: int = 128\n      LoRA rank:" in listed
+    assert "  data: str | None = null\n      Dataset file (JSONL or JSON list).\n" in listed
+
+
+def test_run_help_points_to_cefrtune_config(capsys):
+    from cefrtune.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "`cefrtune config` lists the presets" in capsys.readouterr().out

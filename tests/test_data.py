@@ -1,6 +1,7 @@
 """The validator: one broken fixture per error kind, the message and the exit code."""
 
 import json
+import math
 
 import pytest
 
@@ -214,3 +215,17 @@ def test_wordlist_zipf_falls_back_to_inflected_forms():
     assert {"okudu", "okuyor", "okuyan", "okuyup"} <= set(_inflected_forms("okumak", "verb"))
     assert wordlist_zipf("ev", "noun") > 5
     assert wordlist_zipf("binaenaleyh", "adv") == 0.0  # below wordfreq's Turkish list: left blank in the TSV
+
+
+def test_spearman_correlation_with_ties_matches_hand_computed_values():
+    from cefrtune.data import _average_ranks, spearman_correlation
+
+    assert _average_ranks([5, 6, 7, 8, 7]) == [1, 2, 3.5, 5, 3.5]
+    # ranks x 1..5, y 1, 2, 3.5, 5, 3.5: sum dx*dy = 8, sum dx^2 = 10, sum dy^2 = 9.5 -> 8 / sqrt(95)
+    assert spearman_correlation([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / math.sqrt(95))
+    # levels with ties on both sides (as level_ordering has): ranks 2,2,2,5,5,5 against 1,3,2,4,6,5
+    assert spearman_correlation([0, 0, 0, 1, 1, 1], [3, 5, 4, 6, 8, 7]) == pytest.approx(math.sqrt(13.5 / 17.5))
+    assert spearman_correlation([1, 1, 2, 2], [1, 2, 1, 2]) == pytest.approx(0.0)
+    assert spearman_correlation([1, 2, 3], [1, 4, 9]) == pytest.approx(1.0)  # monotone, not linear
+    assert spearman_correlation([1, 2, 3], [9, 4, 1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman_correlation([1, 2, 3], [4, 4, 4]))

@@ -4,7 +4,7 @@ no list, no reference sentence and none of the lists' new words appear in any da
 import json
 
 from cefrtune.examples import load_examples
-from cefrtune.levels import data_dir
+from cefrtune.resources import data_dir
 from cefrtune.turkish import LEVELS, analyse_sentence, fold
 
 HELDOUT = data_dir() / "heldout"
@@ -15,7 +15,7 @@ def _lists() -> list[dict]:
 
 
 def _new_words() -> set[str]:
-    """The lists' words that no training example may use (data/heldout/a1-new-words.txt)."""
+    """The lists' words that no training example may use (datasets/heldout/a1-new-words.txt)."""
     text = (HELDOUT / "a1-new-words.txt").read_text(encoding="utf-8")
     return {fold(line.strip()) for line in text.splitlines() if line.strip()}
 

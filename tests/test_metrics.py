@@ -103,7 +103,7 @@ def test_word_named_first_format_is_stripped():
 
 def test_reference_sentences_score_near_perfect():
     from cefrtune.examples import load_examples
-    from cefrtune.levels import data_dir
+    from cefrtune.resources import data_dir
 
     examples = load_examples(data_dir() / "a1.jsonl")[:30]
     m = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in examples])

@@ -48,3 +48,33 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
         "response_loss_pct",
         "response_ppl_pct",
     }
+
+
+def test_levels_too_long_for_max_seq_length_stop_before_training(tmp_path, capsys):
+    """`--level A1,C1` with a max_seq_length C1's examples do not fit: stopped before A1 trains."""
+    import dataclasses
+    import re
+
+    from cefrtune.config import load_config
+    from cefrtune.examples import load_examples, write_examples
+    from cefrtune.features import TooLongError
+    from cefrtune.resources import data_path
+    from cefrtune.run import check_levels
+
+    data = tmp_path / "a1-c1.jsonl"  # a few examples of each level: validation stays quick
+    write_examples(data, load_examples(data_path("a1.jsonl"))[:6] + load_examples(data_path("c1.jsonl"))[:6])
+    tok = tiny.tokenizer()
+    model_dir = tiny.save(tiny.llama(len(tok)), tok, tmp_path / "tiny-model")
+    out = tmp_path / "levels"
+    assert main(["run", "--level", "A1,C1", "--output", str(out), "--config", "smoke", "--model", model_dir,
+                 "--data", str(data), "--set", "max_seq_length=64"]) == 2
+    message = capsys.readouterr().err
+    assert "max_seq_length=64 is too small for 2 of the 2 level(s); nothing was trained" in message
+    assert re.search(r"A1: \S+a1-c1\.jsonl:[1-6] \(\S+\) has \d+ tokens", message), message
+    assert re.search(r"C1: \S+a1-c1\.jsonl:([7-9]|1[0-2]) \(\S+\) has \d+ tokens", message), message
+    assert not out.exists() or not any(out.iterdir())  # no level was started
+    fits = int(re.search(r"--set max_seq_length=(\d+)` \(fits every level\)", message).group(1))
+    config = load_config("smoke", {"model": model_dir, "data": str(data)})
+    check_levels(dataclasses.replace(config, max_seq_length=fits), ["A1", "C1"])  # N fits every level
+    with pytest.raises(TooLongError, match=r"1 of the 2 level\(s\).*\n  C1: "):  # N - 1 does not fit C1
+        check_levels(dataclasses.replace(config, max_seq_length=fits - 1), ["A1", "C1"])

@@ -7,7 +7,8 @@ import pytest
 from cefrtune.cli import main
 from cefrtune.data import check_wordlists, level_ordering, validate
 from cefrtune.examples import load_examples
-from cefrtune.levels import data_dir, wordlist
+from cefrtune.levels import wordlist
+from cefrtune.resources import data_dir
 from cefrtune.turkish import LEVELS, fold
 
 MIN_WORDS = {"A1": 600, "A2": 800, "B1": 1000, "B2": 1000, "C1": 800}
@@ -54,6 +55,6 @@ def test_levels_are_ordered():
     rows = [ordering["levels"][level] for level in LEVELS]
     assert all(a["words_per_sentence"] < b["words_per_sentence"] for a, b in zip(rows, rows[1:]))
     # Morphemes per word rise from A2 on. The grown A1 set (10,200 short sentences with many suffixed words,
-    # `Kalemim mavi.`) measures 1.96 against A2's 1.91: reported in data/README.md, not hidden here.
+    # `Kalemim mavi.`) measures 1.96 against A2's 1.91: reported in datasets/README.md, not hidden here.
     assert all(a["morphemes_per_word"] < b["morphemes_per_word"] for a, b in zip(rows[1:], rows[2:]))
     assert all(value > 0 for value in ordering["spearman"].values()), ordering["spearman"]

@@ -1,9 +1,10 @@
 """The `cefrtune` command: parses arguments and calls one function of a stage module.
 
-    cefrtune data validate FILE... [--json] [--n 10]
+    cefrtune data validate [FILE...] [--json] [--n 10]
     cefrtune data stats FILE... [--model gemma-3-270m]
     cefrtune data split FILE --out DIR [--eval-fraction 0.1] [--seed 42]
     cefrtune run [--config PRESET] [--output DIR] [--level A1|all|A1,B1] [--resume]
+    cefrtune config                               # presets and every run setting with its default
     cefrtune eval --model DIR --data FILE [--json]
     cefrtune generate --model DIR --level A1 --words "ev,su,..." [--input FILE --output FILE]
     cefrtune rate sheet --source NAME=PATH [--source ...] --out DIR [--seed 0] [--per-source N] [--force]
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="validate, describe and split list-format datasets").add_subparsers(title="data commands")
     p = data.add_parser("validate", help="check datasets; exit 1 on any error")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*", help="JSONL or JSON-list files (default: the shipped datasets)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--n", type=int, default=10, help="words (and sentences) per example")
     p.add_argument("--max-shown", type=int, default=200, help="problems printed at most (all are counted)")
@@ -97,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_data_split)
-    p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report")
-    p.add_argument("--config", default=None, help="preset name in configs/ or a YAML file (default: a1)")
+    p = sub.add_parser("run", help="the main job: split, train, evaluate, merge, generate, report",
+                       epilog="`cefrtune config` lists the presets and every field --set can change, with its "
+                              "default and what it does.")
+    p.add_argument("--config", default=None,
+                   help="a shipped preset (`cefrtune config` lists them) or a YAML file (default: a1)")
     p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
     p.add_argument("--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report")
     p.add_argument("--model", default=None, help="base model (overrides the preset)")
@@ -108,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--joint", action="store_true", help="with several levels: also train one adapter on all of them and compare")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("config", help="the shipped presets and every run setting: type, default, what it does")
+    p.set_defaults(func=_config)
 
     p = sub.add_parser("eval", help="loss and perplexity (full text and response) of a model, with its baseline")
     p.add_argument("--model", required=True, help="merged model folder (or any model)")
@@ -326,6 +333,13 @@ def _run(args) -> int:
     return 0
 
 
+def _config(args) -> int:
+    from cefrtune.config import describe
+
+    print(describe())
+    return 0
+
+
 def _eval(args) -> int:
     from cefrtune.evaluate import evaluate
 
@@ -405,7 +419,9 @@ def _data_validate(args) -> int:
         options["near_duplicate_overlap"] = args.near_duplicate_overlap
     if args.near_duplicate_levels:
         options["near_duplicate_levels"] = tuple(lvl.strip().upper() for lvl in args.near_duplicate_levels.split(","))
-    report = validate(args.files, n=args.n, **options)
+    from cefrtune.resources import datasets
+
+    report = validate(args.files or datasets(), n=args.n, **options)
     for problem in report.problems[: args.max_shown]:
         print(problem, file=sys.stderr if args.json else sys.stdout)
     if len(report.problems) > args.max_shown:

@@ -1,6 +1,6 @@
 """The run configuration: one typed dataclass, every field documented.
 
-One path: defaults -> YAML preset (`configs/*.yaml`, or a path) -> CLI overrides. `validate`
+One path: defaults -> YAML preset (shipped in `src/cefrtune/configs/`, or a path) -> CLI overrides. `validate`
 collects every problem and raises one error listing them all, before any model is loaded.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import yaml
 
+from cefrtune import resources
 from cefrtune.errors import UserError
 from cefrtune.generation_settings import GENERATION
 from cefrtune.turkish import LEVELS
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_PRESET = "a1"
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 BASELINE_MODES = ("cached", "recompute", "skip")
@@ -32,10 +32,10 @@ class RunConfig:
     level: str = "A1"
     """CEFR level (A1..C1); `cefrtune run --level all` runs every level."""
     data: str | None = None
-    """Dataset file (JSONL or JSON list). Default: data/<level>.jsonl of the repository."""
+    """Dataset file (JSONL or JSON list). Default: the shipped datasets/<level>.jsonl."""
     max_examples: int | None = None
     """Use only the first N examples of the dataset, before the split (the seed presets: the 180
-    A1 examples the seed run had; data/a1.jsonl has grown since). None uses them all."""
+    A1 examples the seed run had; datasets/a1.jsonl has grown since). None uses them all."""
     eval_fraction: float = 0.1
     """Share of examples held out for evaluation (the seed: 18 of 178)."""
     seed: int = 42
@@ -47,8 +47,12 @@ class RunConfig:
     max_seq_length: int = 512
     """Longest example in tokens; a longer example stops the run with its id (never truncated)."""
     per_device_train_batch_size: int = 16
+    """Training examples per device in one forward/backward pass (split further by micro_batch_size)."""
     gradient_accumulation_steps: int = 4
+    """Batches whose gradients are summed before each optimizer step; the effective batch is
+    per_device_train_batch_size x this x the number of devices (the seed: 16 x 4 = 64)."""
     per_device_eval_batch_size: int = 8
+    """Examples per batch when the eval loss is computed (per epoch and for the baseline/tuned figures)."""
     pad_to_multiple_of: int = 16
     """Training batches (and the per-epoch evaluation's) are padded to a length that is a
     multiple of this (1: to the longest example only). A bf16 matmul on CPU keeps about 0.9 MB of kernel state per distinct shape for
@@ -61,7 +65,9 @@ class RunConfig:
 
     # --- optimisation ---
     learning_rate: float = 2e-4
+    """Peak learning rate of AdamW for the LoRA weights, reached after warmup."""
     num_train_epochs: int = 10
+    """Passes over the training split (early stopping may end training sooner)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (smoke runs); None trains every epoch."""
     early_stopping_patience: int | None = 2
@@ -69,8 +75,11 @@ class RunConfig:
     kept either way, so the result does not change (the seed's A1 data peaks at epoch 4-5 of 10;
     later epochs only overfit). The schedule stays planned for every epoch. None trains them all."""
     warmup_ratio: float = 0.1
+    """Share of the planned optimizer steps over which the learning rate rises linearly from 0."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay on the LoRA weights (0: none)."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm before each optimizer step."""
     lr_scheduler: str = "linear"
     """"linear" or "cosine" decay after warmup."""
     loss_on: str = "response"
@@ -78,8 +87,11 @@ class RunConfig:
 
     # --- LoRA ---
     lora_r: int = 128
+    """LoRA rank: inner size of each adapter's two low-rank matrices (more capacity, more parameters)."""
     lora_alpha: int = 256
+    """LoRA scaling: each adapter's update is multiplied by lora_alpha / lora_r."""
     lora_dropout: float = 0.0
+    """Dropout on the adapters' input while training (0: none)."""
     target_modules: list[str] | str = "all-linear"
     """"all-linear" or a list of module names (q_proj, v_proj, ...)."""
     train_stop_token: bool = True
@@ -116,6 +128,7 @@ class RunConfig:
     train_subset: int | None = None
     """Use only the first N training examples after the split."""
     eval_subset: int | None = None
+    """Use only the first N eval examples after the split."""
 
     # --- generation in the pipeline ---
     generate: bool = True
@@ -150,7 +163,7 @@ class RunConfig:
     def data_path(self) -> Path:
         if self.data:
             return Path(self.data)
-        return Path(__file__).resolve().parents[2] / "data" / f"{self.level.lower()}.jsonl"
+        return resources.data_path(f"{self.level.lower()}.jsonl")
 
 
 class ConfigError(UserError, ValueError):
@@ -176,7 +189,7 @@ def changed_fields(saved: dict, config: RunConfig) -> list[str]:
 
 
 def load_config(preset: str | None = None, overrides: dict | None = None) -> RunConfig:
-    """defaults -> preset (a name in configs/ or a YAML path) -> overrides; validated."""
+    """defaults -> preset (a shipped preset's name or a YAML path) -> overrides; validated."""
     values: dict = {}
     source = "defaults"
     if preset:
@@ -237,11 +250,10 @@ def preset_path(preset: str) -> Path:
     path = Path(preset)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
-    candidate = CONFIG_DIR / f"{preset}.yaml"
-    if candidate.exists():
-        return candidate
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"no preset '{preset}': not a YAML file and not one of configs/ ({names})")
+    try:
+        return resources.preset_path(preset)
+    except resources.MissingResource as err:
+        raise ConfigError(str(err)) from None
 
 
 def validate(config: RunConfig, source: str = "config") -> None:
@@ -308,6 +320,56 @@ def validate(config: RunConfig, source: str = "config") -> None:
 
 def to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
+
+
+def field_docs() -> dict[str, str]:
+    """Each RunConfig field -> its doc, the string written under the field above (one source; empty
+    when a field has none, which tests/test_config.py forbids)."""
+    import ast
+    import inspect
+
+    body = ast.parse(inspect.getsource(RunConfig)).body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:] + [None]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            literal = following.value if isinstance(following, ast.Expr) else None
+            docs[node.target.id] = literal.value if isinstance(literal, ast.Constant) else ""
+    return docs
+
+
+def describe() -> str:
+    """`cefrtune config`: the shipped presets (name and what their first comment says) and every
+    field with its type, default and the first sentence of its doc."""
+    import textwrap
+
+    lines = [f"Presets (`cefrtune run --config NAME`, in {resources.preset_dir()}):"]
+    for name, path in resources.presets().items():
+        comment = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("#") or line.startswith("#  "):  # the comment ends at the command line
+                break
+            comment.append(line.lstrip("#").strip())
+        lines += textwrap.wrap(_first_sentence(" ".join(comment)).rstrip(":"), 116, initial_indent=f"  {name:22} ",
+                               subsequent_indent=" " * 25)
+    lines += ["", "Fields (defaults -> preset -> `--set FIELD=VALUE`):"]
+    docs = field_docs()
+    for f in fields(RunConfig):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        shown = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        lines.append(f"  {f.name}: {f.type} = {shown}")
+        lines += textwrap.wrap(_first_sentence(docs.get(f.name, "")), 116, initial_indent="      ",
+                               subsequent_indent="      ")
+    return "\n".join(lines)
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop outside brackets (`Dataset file (JSONL or JSON list).`)."""
+    text, depth = " ".join(text.split()), 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "." and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            return text[: i + 1]
+    return text
 
 
 # --- `cefrtune serve` ---

@@ -1,8 +1,8 @@
 """The data stage: validate list-format datasets, describe them, and split them.
 
-    cefrtune data validate data/a1.jsonl [--json]
-    cefrtune data stats data/a1.jsonl [--model gemma-3-270m]
-    cefrtune data split data/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
+    cefrtune data validate [FILE...] [--json]      # no FILE: the shipped datasets
+    cefrtune data stats src/cefrtune/datasets/a1.jsonl [--model gemma-3-270m]
+    cefrtune data split src/cefrtune/datasets/a1.jsonl --out runs/split [--eval-fraction 0.1 --seed 42]
 
 `validate` reports every problem in one pass, each with `file:line`, the field and what is wrong;
 errors make the data unusable for training; warnings (grammar above the level, near-duplicate sentences,
@@ -451,12 +451,12 @@ def split_examples(
 
 POS_TAGS = {"noun", "verb", "adj", "adv", "pron", "num", "det", "postp", "conj", "interj", "ques"}
 def check_wordlists(folder: str | Path | None = None, write: bool = False) -> dict:
-    """Check data/wordlists/<level>.tsv: known POS tags, each word at one level only, every word
+    """Check the word lists (datasets/wordlists/<level>.tsv): known POS tags, each word at one level only, every word
     known to the analyser, and frequency falling with the level. With `write`, (re)compute the
     zipf column in place. Returns per-level counts and median Zipf plus the problems found."""
     import csv
 
-    from cefrtune.levels import data_dir
+    from cefrtune.resources import data_dir
     from cefrtune.turkish import analyse_word
 
     folder = Path(folder) if folder else data_dir() / "wordlists"
@@ -582,8 +582,6 @@ def level_ordering(sets: dict[str, list[str]]) -> dict:
     grammar of their own level; plus the Spearman correlation between level and each measure over
     all sentences (readability should fall as the level rises, so its correlation is reported
     negated: positive = ordered as expected; for grammar, each sentence's highest feature level)."""
-    from scipy.stats import spearmanr
-
     rows, per_sentence = {}, {"level": [], "words": [], "morphemes_per_word": [], "atesman": [], "grammar_level": []}
     for level in LEVELS:
         sentences = sets.get(level) or []
@@ -611,8 +609,34 @@ def level_ordering(sets: dict[str, list[str]]) -> dict:
     if len(rows) > 1:
         for key, name in (("words", "words_per_sentence"), ("morphemes_per_word", "morphemes_per_word"),
                           ("atesman", "atesman_difficulty"), ("grammar_level", "grammar_level")):
-            spearman[name] = round(float(spearmanr(per_sentence["level"], per_sentence[key]).statistic), 3)
+            spearman[name] = round(spearman_correlation(per_sentence["level"], per_sentence[key]), 3)
     return {"levels": rows, "spearman": spearman}
+
+
+def spearman_correlation(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the ranks, tied values sharing their
+    average rank (as scipy's `spearmanr` computes it). NaN when either side is constant."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman_correlation needs two lists of the same length (got {len(x)} and {len(y)})")
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    if len(set(rx)) < 2 or len(set(ry)) < 2:
+        return math.nan
+    return statistics.correlation(rx, ry)
+
+
+def _average_ranks(values: list[float]) -> list[float]:
+    """1-based ranks; a run of equal values gets the mean of the ranks it spans."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
 
 
 # ---- stats --------------------------------------------------------------------------------

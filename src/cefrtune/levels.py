@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from cefrtune.resources import data_path
 from cefrtune.turkish import LEVELS, Analysis, Token, analyse_sentence, fold
 
 # Words per sentence a level's reference sentences may have (inclusive). A1 allows two: `Kalemim mavi.`,
@@ -212,20 +211,10 @@ def _reading_features(analysis: Analysis, following: str, word: str) -> list[Fea
 # ---- vocabulary ---------------------------------------------------------------------------
 
 
-def data_dir() -> Path:
-    """The folder with the shipped datasets and word lists (`CEFRTUNE_DATA` overrides)."""
-    override = os.environ.get("CEFRTUNE_DATA")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "data"
-
-
 @functools.lru_cache(maxsize=None)
 def wordlist(level: str) -> dict[str, str]:
-    """The project's word list of one level: word -> part of speech (empty if not shipped)."""
-    path = data_dir() / "wordlists" / f"{level.lower()}.tsv"
-    if not path.exists():
-        return {}
+    """The project's word list of one level: word -> part of speech (a missing list is an error)."""
+    path = data_path(f"wordlists/{level.lower()}.tsv")
     with path.open(encoding="utf-8") as handle:
         return {fold(row["word"]): row["pos"] for row in csv.DictReader(handle, delimiter="\t") if row.get("word")}
 

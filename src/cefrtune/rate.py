@@ -1,11 +1,11 @@
 """The rate stage: blind human rating of generated (or written) sentences, and its scores.
 
-    cefrtune rate sheet --source tuned=out.jsonl --source human=data/a1.jsonl --out rating/ [--per-source 100]
+    cefrtune rate sheet --source tuned=out.jsonl --source human=datasets/a1.jsonl --out rating/ [--per-source 100]
     cefrtune rate score ayse.csv mehmet.csv --key rating/key.csv [--json] [--out ratings.jsonl]
 
 Automatic checks can pass a sentence a teacher would never use, so quality is measured by people:
 `make_sheet` puts the sentences of several sources (`cefrtune generate --output` results, datasets
-like data/a1.jsonl) on one shuffled sheet with opaque ids — `sheet.csv` for a spreadsheet,
+like datasets/a1.jsonl) on one shuffled sheet with opaque ids — `sheet.csv` for a spreadsheet,
 `sheet.html` to print, `README.txt` with the rubric — and keeps the answer to "which source wrote
 this?" in `key.csv`, which the raters never see. `score` reads each rater's filled-in copy of
 sheet.csv, validates all of them at once (every problem with file:row and column), and reports per

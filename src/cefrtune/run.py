@@ -427,6 +427,7 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
     output = Path(output or Path("runs") / f"levels-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     if (output / "levels.json").exists():
         raise FileExistsError(f"{output} already holds a cross-level report; choose another --output")
+    check_levels(config, [lvl for lvl in levels if not (output / lvl.lower() / "metrics.json").exists()])
     per_level = {}
     for level in levels:
         finished = output / level.lower() / "metrics.json"
@@ -465,6 +466,46 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
     write_text_atomic(output / "levels_report.md", report.render_levels(summary))
     print(f"cefrtune: cross-level report -> {output / 'levels_report.md'}", flush=True)
     return output
+
+
+def check_levels(config: RunConfig, levels: list[str]) -> None:
+    """Before several levels train one after another: every level's dataset passes validation and
+    every example a level will train or evaluate on fits max_seq_length, so that a late level (C1's
+    examples are the longest) cannot stop the run after the earlier levels trained for hours."""
+    import dataclasses
+
+    from transformers import AutoTokenizer
+
+    from cefrtune import models
+    from cefrtune.features import TooLongError, encode
+    from cefrtune.prompts import PromptStyle
+
+    if not levels:
+        return
+    tokenizer = AutoTokenizer.from_pretrained(models.resolve(config.model).path)
+    style = PromptStyle.for_tokenizer(tokenizer, name_words=config.name_words)
+    longest = {}  # level -> (tokens, example)
+    for level in levels:
+        path = dataclasses.replace(config, level=level).data_path()
+        check_dataset(path)
+        examples = [e for e in load_examples(path) if e.level == level][: config.max_examples]
+        if len(examples) < 2:
+            raise DataError(f"{path}: {len(examples)} example(s) of level {level}; need at least 2")
+        train_examples, eval_examples = split_examples(examples, config.eval_fraction, config.seed)
+        used = train_examples[: config.train_subset] + eval_examples[: config.eval_subset]
+        longest[level] = max(((sum(map(len, encode(e, tokenizer, style))), e) for e in used), key=lambda pair: pair[0])
+    too_long = {level: pair for level, pair in longest.items() if pair[0] > config.max_seq_length}
+    if not too_long:
+        return
+    fits = max(tokens for tokens, _ in longest.values())
+    named = "\n".join(f"  {level}: {e.origin}{f' ({e.id})' if e.id else ''} has {tokens} tokens"
+                      for level, (tokens, e) in too_long.items())
+    from cefrtune.config import load_config
+
+    preset = " or `--config all-levels`" if load_config("all-levels").max_seq_length >= fits else ""
+    raise TooLongError(f"max_seq_length={config.max_seq_length} is too small for {len(too_long)} of the "
+                       f"{len(levels)} level(s); nothing was trained. The longest example of each:\n{named}\n"
+                       f"Rerun with `--set max_seq_length={fits}` (fits every level){preset}.")
 
 
 def _joint(config: RunConfig, per_level: dict, out: Path) -> dict:
