@@ -72,3 +72,22 @@ def test_every_module_starts_with_a_docstring(path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     docstring = ast.get_docstring(tree)
     assert docstring and len(docstring.split()) >= 5, f"{path.name}: start it with a docstring saying what it does"
+
+
+def test_readme_module_map_matches_the_package():
+    """README's module map names every module, in the row its imports put it in."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    rows: dict[str, set[str]] = {}
+    current = None
+    for line in block.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if not line.startswith(" "):
+            current, words = words[0], words[1:]
+        rows.setdefault(current, set()).update(words)
+    assert rows["stages"] == STAGES
+    assert rows["orchestrators"] == ORCHESTRATORS
+    named = rows["stages"] | rows["orchestrators"] | rows["shared"]
+    assert named == {p.stem for p in MODULES} - {"__init__", "__main__"}
