@@ -100,3 +100,18 @@ def test_run_help_points_to_cefrtune_config(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "`cefrtune config` lists the presets" in capsys.readouterr().out
+
+
+def test_device_is_checked_before_any_model_loads(monkeypatch):
+    import torch
+
+    from cefrtune.models import pick_device
+
+    with pytest.raises(ConfigError, match=r'device: "auto" or "cpu" or "cuda" \(got \'gpu\'\)'):
+        load_config("smoke", {"device": "gpu"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"device: torch sees no GPU here .* use \"auto\" or \"cpu\""):
+        load_config("smoke", {"device": "cuda"})
+    assert pick_device("auto") == torch.device("cpu") and load_config("smoke", {"device": "cpu"}).device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("cuda")

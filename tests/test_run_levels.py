@@ -40,6 +40,7 @@ def test_run_two_levels_with_a_local_model(tmp_path, capsys):
     assert main(["eval", "--model", str(out / "a1" / "merged"), "--data", str(eval_file), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     run_metrics = json.loads((out / "a1" / "metrics.json").read_text())
+    assert run_metrics["device"] == "cpu"  # where the stages after training ran (device: auto, no GPU here)
     assert result["tuned"]["response_loss"] == pytest.approx(run_metrics["tuned"]["response_loss"], rel=1e-5)
     assert result["baseline"]["full_text_loss"] == pytest.approx(run_metrics["baseline"]["full_text_loss"], rel=1e-5)
     assert set(result["improvement"]) == {

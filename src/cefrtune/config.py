@@ -22,6 +22,7 @@ from cefrtune.turkish import LEVELS
 DEFAULT_PRESET = "a1"
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 BASELINE_MODES = ("cached", "recompute", "skip")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -42,6 +43,9 @@ class RunConfig:
     """Seed for the split, LoRA initialisation and data order."""
     backend: str = "torch"
     """"torch" (cefrtune's trainer, CPU or GPU, runs under accelerate/torchrun) or "unsloth" (CUDA only)."""
+    device: str = "auto"
+    """Where training and every later stage (evaluation, merge check, generation) run: "auto" (the GPU when
+    torch sees one, else the CPU), "cpu" or "cuda". metrics.json records the device used."""
 
     # --- sequence and batch ---
     max_seq_length: int = 512
@@ -273,6 +277,9 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.level in LEVELS, "level", f"one of {', '.join(LEVELS)}")
     check(lambda: 0 < config.eval_fraction < 1, "eval_fraction", "between 0 and 1")
     check(lambda: config.backend in ("torch", "unsloth"), "backend", '"torch" or "unsloth"')
+    check(lambda: config.device in DEVICES, "device", " or ".join(f'"{d}"' for d in DEVICES))
+    check(lambda: config.device != "cuda" or _cuda_available(), "device",
+          'torch sees no GPU here (torch.cuda.is_available() is False): use "auto" or "cpu", or a CUDA build of torch')
     for name in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "per_device_eval_batch_size",
                  "num_train_epochs", "lora_r", "lora_alpha", "loss_chunk_size", "generation_batch_size", "pad_to_multiple_of"):
         value = getattr(config, name)
@@ -377,3 +384,9 @@ SERVE_HOST, SERVE_PORT = "127.0.0.1", 8000
 """Where `cefrtune serve` listens by default: loopback only; any other host needs an API key."""
 SERVE_API_KEY_ENV = "CEFRTUNE_API_KEY"
 """The environment variable `cefrtune serve` reads its API key from when --api-key is not given."""
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -55,6 +55,13 @@ class ResolvedModel:
     revision: str | None = None  # gguf sha256, or the hub commit when known
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """The device a run uses (the config's `device`): "auto" is CUDA when torch sees a GPU, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("CEFRTUNE_CACHE", Path.home() / ".cache" / "cefrtune"))
 

@@ -98,7 +98,8 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     if not is_main:
         return run_dir
 
-    base_model, tokenizer, resolved = models.load(config.model, dtype=torch.float32)
+    device = models.pick_device(config.device)  # every stage after training runs where training ran
+    base_model, tokenizer, resolved = models.load(config.model, dtype=torch.float32, device=device)
     style = PromptStyle.load(result.adapter_dir)
     # adapter_config.json names a folder on this machine; this names the base anyone can get.
     write_text_atomic(result.adapter_dir / "cefrtune_model.json", json.dumps(
@@ -129,7 +130,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     held["after_merge"] = memory.rss_mb()
     from transformers import AutoModelForCausalLM
 
-    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)  # what users will load
+    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32).to(device)  # what users load
     tuned = loss_metrics(merged, tokenizer, style, eval_examples, config.per_device_eval_batch_size)
     difference = abs(tuned["response_loss"] - adapter["response_loss"]) / adapter["response_loss"]
     tolerance = MERGE_TOLERANCE[config.merged_dtype]
@@ -149,7 +150,7 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         memory.release()
         held["before_generation"] = memory.rss_mb()
         if cached.needed:
-            base_model, _, _ = models.load(config.model, dtype=gen_dtype)
+            base_model, _, _ = models.load(config.model, dtype=gen_dtype, device=device)
             baseline.update(_generation(base_model, tokenizer, style, eval_examples, train_sentences, config, max_new,
                                         "baseline"))
             peaks["generate_baseline"] = memory.peak_rss_mb()
@@ -209,6 +210,7 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
 def _metrics(config, run_dir, data_path, resolved, style, result, train_examples, eval_examples, longest,
              baseline, tuned, adapter, difference, reference, wall, peaks, held) -> dict:
     cfg = to_dict(config)
+    from cefrtune.models import pick_device
     from cefrtune.turkish import LEVELS
 
     metrics = {
@@ -217,7 +219,7 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "base_model": config.model,
         "base_model_source": resolved.source,
         "base_model_revision": resolved.revision,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": str(pick_device(config.device)),
         "prompt_style": style.kind + (" (word named first)" if style.name_words else ""),
         "data": str(data_path),
         "data_sha256": hashlib.sha256(Path(data_path).read_bytes()).hexdigest(),
@@ -528,6 +530,7 @@ def _joint(config: RunConfig, per_level: dict, out: Path) -> dict:
     run_dir = run(joint_config, output=out, split=(train_all, eval_all))
     _, tokenizer, _ = models.load(config.model, dtype=torch.float32)
     merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)
+    merged.to(models.pick_device(config.device))
     style = PromptStyle.load(run_dir / "merged")
     result = {}
     for level, (_, evaluation) in splits.items():

@@ -145,7 +145,7 @@ def setup(config: RunConfig, train_examples: list[Example], eval_examples: list[
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=models.pick_device(config.device).type == "cpu")
     world = accelerator.num_processes
     set_seed(config.seed)
     if config.backend == "unsloth":
