@@ -71,10 +71,14 @@ def _describe(err: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cefrtune", description="CEFR word list -> level-appropriate Turkish sentences.")
+    parser = argparse.ArgumentParser(
+        prog="cefrtune", description="CEFR word list -> level-appropriate Turkish sentences."
+    )
     sub = parser.add_subparsers(title="commands")
 
-    data = sub.add_parser("data", help="validate, describe and split list-format datasets").add_subparsers(title="data commands")
+    data = sub.add_parser("data", help="validate, describe and split list-format datasets").add_subparsers(
+        title="data commands"
+    )
     p = data.add_parser("validate", help="check datasets; exit 1 on any error")
     p.add_argument("files", nargs="*", help="JSONL or JSON-list files (default: the shipped datasets)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
@@ -104,13 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None,
                    help="a shipped preset (`cefrtune config` lists them) or a YAML file (default: a1)")
     p.add_argument("--output", default=None, help="run folder (default: runs/<level>-<time>)")
-    p.add_argument("--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report")
+    p.add_argument(
+        "--level", default=None, help="A1..C1, a list (A1,B1) or all: one adapter per level and a cross-level report"
+    )
     p.add_argument("--model", default=None, help="base model (overrides the preset)")
     p.add_argument("--data", default=None, help="dataset file (overrides the preset)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field (repeatable)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field (repeatable)"
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
-    p.add_argument("--joint", action="store_true", help="with several levels: also train one adapter on all of them and compare")
+    p.add_argument(
+        "--joint", action="store_true", help="with several levels: also train one adapter on all of them and compare"
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("config", help="the shipped presets and every run setting: type, default, what it does")
@@ -147,12 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("serve", help="the teacher page and an HTTP API (OpenAI-compatible chat) over a model")
-    p.add_argument("--model", default=None, help="merged or adapter folder (default: the newest finished run under runs/)")
+    p.add_argument(
+        "--model", default=None, help="merged or adapter folder (default: the newest finished run under runs/)"
+    )
     p.add_argument("--host", default=SERVE_HOST, help="address to bind; anything but loopback needs --api-key")
     p.add_argument("--port", type=int, default=SERVE_PORT)
-    p.add_argument("--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${SERVE_API_KEY_ENV})")
-    p.add_argument("--feedback-db", default=None, help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)")
-    p.add_argument("--attempts", type=int, default=GENERATION.attempts, help="regeneration rounds for failing sentences")
+    p.add_argument(
+        "--api-key", default=None, help=f"key every /v1 call must send as a Bearer token (or ${SERVE_API_KEY_ENV})"
+    )
+    p.add_argument(
+        "--feedback-db",
+        default=None,
+        help="SQLite file for teacher feedback (default: feedback.sqlite in the run folder)",
+    )
+    p.add_argument(
+        "--attempts", type=int, default=GENERATION.attempts, help="regeneration rounds for failing sentences"
+    )
     p.set_defaults(func=_serve)
 
     from cefrtune.export import DEFAULT_QUANT, QUANTS
@@ -160,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a run's merged model as one GGUF file for llama.cpp (and an Ollama Modelfile)")
     p.add_argument("run", help="run folder (or a merged model folder cefrtune wrote)")
     p.add_argument("--gguf", action="store_true", help="write a GGUF file (the export format)")
-    p.add_argument("--quant", choices=QUANTS, default=DEFAULT_QUANT, help=f"weights in the GGUF (default {DEFAULT_QUANT})")
+    p.add_argument(
+        "--quant", choices=QUANTS, default=DEFAULT_QUANT, help=f"weights in the GGUF (default {DEFAULT_QUANT})"
+    )
     p.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile beside the GGUF")
     p.add_argument("--output", default=None, help="folder for the files (default: RUN/gguf)")
     p.set_defaults(func=_export)
@@ -325,7 +347,10 @@ def _run(args) -> int:
         return 2
     if levels:
         if args.resume:
-            print("cefrtune: --resume continues one level's run folder; pass that folder with --output and one --level", file=sys.stderr)
+            print(
+                "cefrtune: --resume continues one level's run folder; pass that folder with --output and one --level",
+                file=sys.stderr,
+            )
             return 2
         run_levels(config, levels, output=args.output, joint=args.joint)
     else:
@@ -351,7 +376,10 @@ def _eval(args) -> int:
     for side in ("baseline", "tuned"):
         if side in result:
             r = result[side]
-            print(f"{side:9} full text loss {r['full_text_loss']:.4f} ppl {r['full_text_ppl']:.3f} | response loss {r['response_loss']:.4f} ppl {r['response_ppl']:.3f}")
+            print(
+                f"{side:9} full text loss {r['full_text_loss']:.4f} ppl {r['full_text_ppl']:.3f} | "
+                f"response loss {r['response_loss']:.4f} ppl {r['response_ppl']:.3f}"
+            )
     if "improvement" in result:
         print("improvement " + ", ".join(f"{k} {v:.1f}%" for k, v in result["improvement"].items()))
     return 0
@@ -425,13 +453,17 @@ def _data_validate(args) -> int:
     for problem in report.problems[: args.max_shown]:
         print(problem, file=sys.stderr if args.json else sys.stdout)
     if len(report.problems) > args.max_shown:
-        print(f"... {len(report.problems) - args.max_shown} more (see --max-shown)", file=sys.stderr if args.json else sys.stdout)
+        print(
+            f"... {len(report.problems) - args.max_shown} more (see --max-shown)",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     if args.json:
         print(json.dumps(report.summary, ensure_ascii=False, indent=2))
     else:
         s = report.summary
         print(
-            f"{s['examples']} examples, {s['sentences']} sentences, {s['distinct_target_words']} distinct target words: "
+            f"{s['examples']} examples, {s['sentences']} sentences, "
+            f"{s['distinct_target_words']} distinct target words: "
             f"{s['errors']} errors, {s['warnings']} warnings"
         )
         print("near-duplicate pairs by level: " + ", ".join(f"{k} {v}" for k, v in s["near_duplicate_pairs"].items()))

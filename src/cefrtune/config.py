@@ -59,9 +59,10 @@ class RunConfig:
     """Examples per batch when the eval loss is computed (per epoch and for the baseline/tuned figures)."""
     pad_to_multiple_of: int = 16
     """Training batches (and the per-epoch evaluation's) are padded to a length that is a
-    multiple of this (1: to the longest example only). A bf16 matmul on CPU keeps about 0.9 MB of kernel state per distinct shape for
-    the life of the process, so free lengths left 2-3 GB held after a full run's training; with
-    16 there are at most 32 lengths (about 2.5 % more tokens computed)."""
+    multiple of this (1: to the longest example only). A bf16 matmul on CPU keeps about 0.9 MB of
+    kernel state per distinct shape for the life of the process, so free lengths left 2-3 GB held
+    after a full run's training; with 16 there are at most 32 lengths (about 2.5 % more tokens
+    computed)."""
     micro_batch_size: int | None = 8
     """Examples per forward/backward inside a per-device batch (same gradients, less activation
     memory and padding than the whole batch at once; on a 2-core CPU 8 trained about 9 % faster
@@ -280,8 +281,18 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.device in DEVICES, "device", " or ".join(f'"{d}"' for d in DEVICES))
     check(lambda: config.device != "cuda" or _cuda_available(), "device",
           'torch sees no GPU here (torch.cuda.is_available() is False): use "auto" or "cpu", or a CUDA build of torch')
-    for name in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "per_device_eval_batch_size",
-                 "num_train_epochs", "lora_r", "lora_alpha", "loss_chunk_size", "generation_batch_size", "pad_to_multiple_of"):
+    for name in (
+        "max_seq_length",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "per_device_eval_batch_size",
+        "num_train_epochs",
+        "lora_r",
+        "lora_alpha",
+        "loss_chunk_size",
+        "generation_batch_size",
+        "pad_to_multiple_of",
+    ):
         value = getattr(config, name)
         check(lambda: isinstance(value, int) and value > 0, name, "a positive integer")
     check(lambda: config.learning_rate > 0, "learning_rate", "a positive number")

@@ -128,7 +128,9 @@ def sentence_grammar(sentence: str) -> SentenceGrammar:
             continue
         analyses = _drop_spurious_participles(token.analyses)
         readings = [(_reading_features(a, following, token.text), a) for a in analyses]
-        lowest, reading = min(readings, key=lambda fr: (max((level_index(f.level) for f in fr[0]), default=0), -len(fr[1].morphemes)))
+        lowest, reading = min(
+            readings, key=lambda fr: (max((level_index(f.level) for f in fr[0]), default=0), -len(fr[1].morphemes))
+        )
         features.extend(lowest)
         chosen.append(reading)
     return SentenceGrammar(tuple(tokens), tuple(features), tuple(chosen))
@@ -186,7 +188,9 @@ def _reading_features(analysis: Analysis, following: str, word: str) -> list[Fea
             found.append(Feature("C1", "-mIşmIş", word))
         else:
             found.append(Feature("B1", "compound tense", word))
-    if ("Cond" in morphemes or "Desr" in morphemes) and "Past" in morphemes[morphemes.index("Cond" if "Cond" in morphemes else "Desr"):]:
+    if ("Cond" in morphemes or "Desr" in morphemes) and "Past" in morphemes[
+        morphemes.index("Cond" if "Cond" in morphemes else "Desr") :
+    ]:
         found.append(Feature("B2", "counterfactual -sAydI", word))
     if sum(m in ("Caus", "Pass") for m in morphemes) >= 2:
         found.append(Feature("B2", "stacked causative/passive", word))
@@ -244,7 +248,12 @@ def word_zipf(word: str, pos: str) -> float:
         if vowels:
             i = _HARMONY_I[vowels[-1]]
             d = "t" if stem[-1] in "çfhkpsşt" else "d"
-            forms += [stem + d + i, (stem[:-1] if stem[-1] in "aeıioöuü" else stem) + (i if stem[-1] not in "aeıioöuü" else _HARMONY_I[stem[-1]]) + "yor"]
+            forms += [
+                stem + d + i,
+                (stem[:-1] if stem[-1] in "aeıioöuü" else stem)
+                + (i if stem[-1] not in "aeıioöuü" else _HARMONY_I[stem[-1]])
+                + "yor",
+            ]
     return max(zipf_frequency(f, "tr") for f in forms)
 
 

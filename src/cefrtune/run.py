@@ -102,10 +102,22 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     base_model, tokenizer, resolved = models.load(config.model, dtype=torch.float32, device=device)
     style = PromptStyle.load(result.adapter_dir)
     # adapter_config.json names a folder on this machine; this names the base anyone can get.
-    write_text_atomic(result.adapter_dir / "cefrtune_model.json", json.dumps(
-        {"base_model": config.model, "base_model_original": models.ORIGINALS.get(config.model, config.model),
-         "base_model_source": resolved.source, "base_model_revision": resolved.revision, "level": config.level}, indent=2))
-    longest = max(len(f["input_ids"]) for f in tokenize_examples(train_examples + eval_examples, tokenizer, style, "full", None))
+    write_text_atomic(
+        result.adapter_dir / "cefrtune_model.json",
+        json.dumps(
+            {
+                "base_model": config.model,
+                "base_model_original": models.ORIGINALS.get(config.model, config.model),
+                "base_model_source": resolved.source,
+                "base_model_revision": resolved.revision,
+                "level": config.level,
+            },
+            indent=2,
+        ),
+    )
+    longest = max(
+        len(f["input_ids"]) for f in tokenize_examples(train_examples + eval_examples, tokenizer, style, "full", None)
+    )
     from cefrtune.generation import default_max_new_tokens
 
     max_new = config.max_new_tokens or default_max_new_tokens(train_examples + eval_examples, tokenizer, style)
@@ -146,7 +158,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         from cefrtune.metrics import score
 
         gen_dtype = DTYPES[config.generation_dtype]
-        merged = models.to_dtype(merged, gen_dtype)  # the fp32 copy is no longer needed: halve it before the baseline loads
+        merged = models.to_dtype(
+            merged, gen_dtype
+        )  # the fp32 copy is no longer needed: halve it before the baseline loads
         memory.release()
         held["before_generation"] = memory.rss_mb()
         if cached.needed:
@@ -159,7 +173,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
             held["after_generate_baseline"] = memory.rss_mb()
         tuned.update(_generation(merged, tokenizer, style, eval_examples, train_sentences, config, max_new, "tuned"))
         peaks["generate_tuned"] = memory.peak_rss_mb()
-        reference = score([{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences)
+        reference = score(
+            [{"level": e.level, "words": e.words, "sentences": e.sentences} for e in eval_examples], train_sentences
+        )
         reference.pop("per_item")
         baseline_sentences = baseline["generation_sentences"] if baseline else [None] * len(eval_examples)
         samples = [
@@ -185,7 +201,9 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
     return run_dir
 
 
-def _generation(model, tokenizer, style, eval_examples, train_sentences, config: RunConfig, max_new_tokens: int, name: str) -> dict:
+def _generation(
+    model, tokenizer, style, eval_examples, train_sentences, config: RunConfig, max_new_tokens: int, name: str
+) -> dict:
     from cefrtune.generation import Request, generate_checked, generate_lists
     from cefrtune.metrics import score
 
@@ -199,9 +217,19 @@ def _generation(model, tokenizer, style, eval_examples, train_sentences, config:
     scored["sentences_per_s"] = round(sum(len(r["words"]) for r in raw) / seconds, 3)
     out = {"generation": scored, "generation_sentences": [r["sentences"] for r in raw]}
     if config.checked_attempts:
-        results, checked = generate_checked(model, tokenizer, style, requests, config.checked_attempts, train_sentences,
-                                            config.generation_batch_size, max_new_tokens, seed=config.seed, progress=True,
-                                            candidates=config.checked_candidates)
+        results, checked = generate_checked(
+            model,
+            tokenizer,
+            style,
+            requests,
+            config.checked_attempts,
+            train_sentences,
+            config.generation_batch_size,
+            max_new_tokens,
+            seed=config.seed,
+            progress=True,
+            candidates=config.checked_candidates,
+        )
         checked["flagged_sentences"] = [dict(f, words=r["words"]) for r in results for f in r["flagged"]][:50]
         out["checked_generation"] = checked
     return out
@@ -245,8 +273,13 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
         "baseline": baseline,
         "tuned": tuned,
         "adapter_on_base": adapter,
-        "merge_check": {"adapter": adapter["response_loss"], "merged": tuned["response_loss"], "relative_difference": difference,
-                        "merged_dtype": config.merged_dtype, "tolerance": MERGE_TOLERANCE[config.merged_dtype]},
+        "merge_check": {
+            "adapter": adapter["response_loss"],
+            "merged": tuned["response_loss"],
+            "relative_difference": difference,
+            "merged_dtype": config.merged_dtype,
+            "tolerance": MERGE_TOLERANCE[config.merged_dtype],
+        },
         "run_wall_s": round(wall, 1),
         "peak_rss_mb": memory.peak_rss_mb(),
         "peak_rss_mb_after_stage": peaks,
@@ -254,8 +287,25 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
     }
     if reference:
         metrics["reference_generation"] = reference
-    for key in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
-                "max_steps", "early_stopping_patience", "warmup_ratio", "lr_scheduler", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype", "train_stop_token", "merged_dtype"):
+    for key in (
+        "max_seq_length",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "early_stopping_patience",
+        "warmup_ratio",
+        "lr_scheduler",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "target_modules",
+        "loss_on",
+        "train_dtype",
+        "train_stop_token",
+        "merged_dtype",
+    ):
         metrics[key] = cfg[key]
     return metrics
 
@@ -264,8 +314,10 @@ def summary(m: dict) -> str:
     lines = [
         "",
         f"cefrtune run {m['level']} finished in {m['run_wall_s']:.0f} s -> {m['run_dir']}",
-        f"  trained {m['steps_run']} of {m['total_steps']} planned steps ({m['steps_per_epoch']}/epoch{', stopped early' if m['stopped_early'] else ''}) on {m['train_examples']} examples in "
-        f"{m['train_runtime_s']:.0f} s, {m['train_tokens_per_s']:.0f} tokens/s; best eval loss {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']})",
+        f"  trained {m['steps_run']} of {m['total_steps']} planned steps ({m['steps_per_epoch']}/epoch"
+        f"{', stopped early' if m['stopped_early'] else ''}) on {m['train_examples']} examples in "
+        f"{m['train_runtime_s']:.0f} s, {m['train_tokens_per_s']:.0f} tokens/s; "
+        f"best eval loss {m['best_eval_loss']:.3f} (epoch {m['best_eval_epoch']})",
         f"  {'':24}{'baseline':>10}{'tuned':>10}{'improvement':>13}",
     ]
     base = m.get("baseline")  # absent with `baseline: skip`
@@ -451,8 +503,21 @@ def run_levels(config: RunConfig, levels: list[str], output: str | Path | None =
     summary = {
         "levels": list(per_level),
         "per_level": {
-            level: {key: m[key] for key in ("train_examples", "eval_examples", "total_steps", "steps_run", "train_runtime_s", "best_eval_loss",
-                                             "baseline", "tuned", "improvement") if key in m}
+            level: {
+                key: m[key]
+                for key in (
+                    "train_examples",
+                    "eval_examples",
+                    "total_steps",
+                    "steps_run",
+                    "train_runtime_s",
+                    "best_eval_loss",
+                    "baseline",
+                    "tuned",
+                    "improvement",
+                )
+                if key in m
+            }
             for level, m in per_level.items()
         },
         "ordering_reference": level_ordering(reference),
@@ -523,7 +588,10 @@ def _joint(config: RunConfig, per_level: dict, out: Path) -> dict:
     splits = {}
     for level, metrics in per_level.items():
         folder = Path(metrics["run_dir"]) / "data"
-        splits[level] = tuple(load_examples(folder / f"training_data_{level.lower()}_list_format_{name}.json") for name in ("train", "eval"))
+        splits[level] = tuple(
+            load_examples(folder / f"training_data_{level.lower()}_list_format_{name}.json")
+            for name in ("train", "eval")
+        )
     train_all = [e for train, _ in splits.values() for e in train]
     eval_all = [e for _, evaluation in splits.values() for e in evaluation]
     joint_config = dataclasses.replace(config, level=list(per_level)[0], generate=False)
