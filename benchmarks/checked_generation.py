@@ -99,8 +99,8 @@ def main() -> None:
         f"{'rounds':>8}{'samples':>9}{'sent/s':>8}"
     )
     for name, s in rows.items():
-        print(f"{name:30}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}{s['mean_attempts']:>8.2f}"
-              f"{s['mean_samples']:>9.2f}{s['sentences_per_s']:>8.2f}")
+        print(f"{name:30}{s['pass_rate_before']:>12.3f}{s['pass_rate']:>12.3f}{s['flagged']:>9}"
+              f"{s['mean_attempts']:>8.2f}{s['mean_samples']:>9.2f}{s['sentences_per_s']:>8.2f}")
 
     if args.json:
         Path(args.json).write_text(json.dumps({"run": str(run), "schedules": rows}, indent=1))

@@ -268,7 +268,7 @@ def test_an_unchanged_file_is_not_hashed_again(tok, tmp_path, monkeypatch):
 
     folder = Path(tiny.save(tiny.llama(len(tok)), tok, tmp_path / "model"))
     models.write_manifest(folder)
-    monkeypatch.setattr(models, "_sha256", lambda path: pytest.fail("hashed an unchanged file"))
+    monkeypatch.setattr(models, "sha256_file", lambda path: pytest.fail("hashed an unchanged file"))
     assert models.verify_folder(folder) == []
 
 

@@ -136,7 +136,7 @@ def model_hash(resolved) -> str:
     its files' sha256s (read from cefrtune's manifest when it has one: loading verified them)."""
     if resolved.source != "local" and resolved.revision:
         return resolved.revision
-    from cefrtune.models import MANIFEST
+    from cefrtune.models import MANIFEST, sha256_file
 
     model_folder = Path(resolved.path)
     recorded = {}
@@ -144,7 +144,7 @@ def model_hash(resolved) -> str:
         manifest = json.loads((model_folder / MANIFEST).read_text())
         recorded = {name: record["sha256"] for name, record in manifest["files"].items()}
     files = sorted({p for pattern in MODEL_FILES for p in model_folder.glob(pattern) if p.is_file()})
-    return _sha256_json({p.name: recorded.get(p.name) or _sha256_file(p) for p in files})
+    return _sha256_json({p.name: recorded.get(p.name) or sha256_file(p) for p in files})
 
 
 def _read(path: Path, key: str, parts: dict, generate: bool) -> tuple[dict | None, str | None]:
@@ -168,11 +168,3 @@ def _read(path: Path, key: str, parts: dict, generate: bool) -> tuple[dict | Non
 
 def _sha256_json(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()

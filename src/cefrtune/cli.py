@@ -304,7 +304,8 @@ def _data_levels(args) -> int:
         return 0
     print(f"{'level':6}{'sentences':>10}{'words/sent':>12}{'morph/word':>12}{'Ateşman':>9}{'own grammar':>13}")
     for level, row in result["levels"].items():
-        print(f"{level:6}{row['sentences']:>10}{row['words_per_sentence']:>12}{row['morphemes_per_word']:>12}{row['atesman']:>9}{row['level_grammar_share']:>13}")
+        print(f"{level:6}{row['sentences']:>10}{row['words_per_sentence']:>12}{row['morphemes_per_word']:>12}"
+              f"{row['atesman']:>9}{row['level_grammar_share']:>13}")
     print("Spearman (level vs measure): " + ", ".join(f"{k} {v}" for k, v in result["spearman"].items()))
     return 0
 

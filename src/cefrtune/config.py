@@ -281,18 +281,9 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.device in DEVICES, "device", " or ".join(f'"{d}"' for d in DEVICES))
     check(lambda: config.device != "cuda" or _cuda_available(), "device",
           'torch sees no GPU here (torch.cuda.is_available() is False): use "auto" or "cpu", or a CUDA build of torch')
-    for name in (
-        "max_seq_length",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "per_device_eval_batch_size",
-        "num_train_epochs",
-        "lora_r",
-        "lora_alpha",
-        "loss_chunk_size",
-        "generation_batch_size",
-        "pad_to_multiple_of",
-    ):
+    for name in ("max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps",
+                 "per_device_eval_batch_size", "num_train_epochs", "lora_r", "lora_alpha", "loss_chunk_size",
+                 "generation_batch_size", "pad_to_multiple_of"):
         value = getattr(config, name)
         check(lambda: isinstance(value, int) and value > 0, name, "a positive integer")
     check(lambda: config.learning_rate > 0, "learning_rate", "a positive number")

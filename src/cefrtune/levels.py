@@ -188,9 +188,8 @@ def _reading_features(analysis: Analysis, following: str, word: str) -> list[Fea
             found.append(Feature("C1", "-mIşmIş", word))
         else:
             found.append(Feature("B1", "compound tense", word))
-    if ("Cond" in morphemes or "Desr" in morphemes) and "Past" in morphemes[
-        morphemes.index("Cond" if "Cond" in morphemes else "Desr") :
-    ]:
+    wish = "Cond" if "Cond" in morphemes else "Desr" if "Desr" in morphemes else None
+    if wish and "Past" in morphemes[morphemes.index(wish):]:
         found.append(Feature("B2", "counterfactual -sAydI", word))
     if sum(m in ("Caus", "Pass") for m in morphemes) >= 2:
         found.append(Feature("B2", "stacked causative/passive", word))

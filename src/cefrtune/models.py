@@ -235,7 +235,7 @@ def write_manifest(folder: str | Path) -> None:
     folder = Path(folder)
     files = {}
     for path in sorted({p for pattern in RECORDED for p in folder.glob(pattern) if p.is_file()}):
-        files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        files[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     manifest = {"files": files, "verified": {name: _stat_key(folder / name) for name in files}}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
@@ -263,7 +263,7 @@ def verify_folder(folder: str | Path) -> list[str]:
         elif path.stat().st_size != record["size"]:
             problems.append(f"{name} has {path.stat().st_size} bytes, {record['size']} were written")
         elif verified.get(name) != _stat_key(path):
-            if _sha256(path) != record["sha256"]:
+            if sha256_file(path) != record["sha256"]:
                 problems.append(f"{name} differs from what was written (sha256)")
             else:
                 verified[name] = _stat_key(path)
@@ -297,7 +297,8 @@ def _structure_problems(folder: Path) -> list[str]:
     return problems
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 4 MB blocks."""
     import hashlib
 
     digest = hashlib.sha256()

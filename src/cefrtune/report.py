@@ -119,21 +119,9 @@ def render(m: dict, examples: list[dict]) -> str:
         "|---|---|",
     ]
     for key in (
-        "max_seq_length",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "world_size",
-        "effective_batch",
-        "learning_rate",
-        "num_train_epochs",
-        "warmup_ratio",
-        "lr_scheduler",
-        "lora_r",
-        "lora_alpha",
-        "lora_dropout",
-        "target_modules",
-        "loss_on",
-        "train_dtype",
+        "max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size",
+        "effective_batch", "learning_rate", "num_train_epochs", "warmup_ratio", "lr_scheduler", "lora_r",
+        "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype",
     ):
         lines.append(f"| {key} | {m[key]} |")
     lines += [

@@ -158,9 +158,8 @@ def run(config: RunConfig, output: str | Path | None = None, resume: bool = Fals
         from cefrtune.metrics import score
 
         gen_dtype = DTYPES[config.generation_dtype]
-        merged = models.to_dtype(
-            merged, gen_dtype
-        )  # the fp32 copy is no longer needed: halve it before the baseline loads
+        # the fp32 copy is no longer needed: halve it before the baseline loads
+        merged = models.to_dtype(merged, gen_dtype)
         memory.release()
         held["before_generation"] = memory.rss_mb()
         if cached.needed:
@@ -288,23 +287,10 @@ def _metrics(config, run_dir, data_path, resolved, style, result, train_examples
     if reference:
         metrics["reference_generation"] = reference
     for key in (
-        "max_seq_length",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "learning_rate",
-        "num_train_epochs",
-        "max_steps",
-        "early_stopping_patience",
-        "warmup_ratio",
-        "lr_scheduler",
-        "lora_r",
-        "lora_alpha",
-        "lora_dropout",
-        "target_modules",
-        "loss_on",
-        "train_dtype",
-        "train_stop_token",
-        "merged_dtype",
+        "max_seq_length", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
+        "num_train_epochs", "max_steps", "early_stopping_patience", "warmup_ratio", "lr_scheduler",
+        "lora_r", "lora_alpha", "lora_dropout", "target_modules", "loss_on", "train_dtype",
+        "train_stop_token", "merged_dtype",
     ):
         metrics[key] = cfg[key]
     return metrics
