@@ -218,15 +218,20 @@ def kv_bytes_per_position(model) -> int:
 
 
 def profile_steps(model, prompts: list[list[int]], steps: int = 8) -> None:
-    """torch.profiler's operators by self CPU time over a prompt and `steps` greedy steps."""
-    from torch.profiler import ProfilerActivity, profile
+    """torch.profiler's operators by self CPU time over `steps` greedy steps, the prompt left out: a
+    forward hook advances the profiler's schedule, which skips the prompt's pass and one warm-up step."""
+    from torch.profiler import ProfilerActivity, profile, schedule
 
     from cefrtune.decode import decode_batch
 
     decode_batch(model, prompts, 2, stop_ids=[], pad_id=0)  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        decode_batch(model, prompts, 1 + steps, stop_ids=[], pad_id=0)
-    print(f"\nprofile: batch {len(prompts)}, prompt + {steps} greedy steps")
+    with profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=1, warmup=1, active=steps)) as prof:
+        hook = model.register_forward_hook(lambda *_: prof.step())
+        try:
+            decode_batch(model, prompts, 2 + steps, stop_ids=[], pad_id=0)
+        finally:
+            hook.remove()
+    print(f"\nprofile: batch {len(prompts)}, {steps} greedy steps (the prompt's pass left out)")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=60))
 
 
