@@ -30,30 +30,15 @@ from cefrtune.generation_settings import GENERATION
 SAMPLE_TOP_K = 64
 
 
-def decode_texts(
-    model,
-    tokenizer,
-    prompts: list[list[int]],
-    max_new_tokens: int | list[int],
-    stop_ids: list[int],
-    batch_size: int = GENERATION.batch_size,
-    lines: list[int] | None = None,
-    sample: bool = False,
-    temperature: float = GENERATION.temperature,
-    top_p: float = GENERATION.top_p,
-    seed: int = GENERATION.seed,
-    progress: bool = False,
-    desc: str = "generate",
-    scores: list[float] | None = None,
-) -> list[str]:
-    """The text each prompt's continuation decodes to (special tokens dropped), in prompt order.
-    Prompts are decoded shortest first, `batch_size` different prompts at a time; a sampled batch is seeded with
-    `seed` + the index of its first prompt, so the same call gives the same text. `max_new_tokens` is one
-    budget for all prompts or one per prompt (the server's scheduler merges requests with different budgets).
-    A `scores` list receives, in prompt order, the model's mean log-probability per written token (its own
-    distribution, before temperature and top-k/top-p): how fluent the model finds what it wrote."""
-    tokens = decode_tokens(model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample, temperature,
-                           top_p, seed, progress, desc, scores)
+def decode_texts(model, tokenizer, prompts: list[list[int]], *args, **kwargs) -> list[str]:
+    """The text each prompt's continuation decodes to (special tokens dropped), in prompt order; the
+    arguments are `decode_tokens`'s. Prompts are decoded shortest first, `batch_size` different prompts at a
+    time; a sampled batch is seeded with `seed` + the index of its first prompt, so the same call gives the
+    same text. `max_new_tokens` is one budget for all prompts or one per prompt (the server's scheduler merges
+    requests with different budgets). A `scores` list receives, in prompt order, the model's mean
+    log-probability per written token (its own distribution, before temperature and top-k/top-p): how fluent
+    the model finds what it wrote."""
+    tokens = decode_tokens(model, tokenizer, prompts, *args, **kwargs)
     return [tokenizer.decode(row, skip_special_tokens=True) for row in tokens]
 
 

@@ -94,28 +94,9 @@ class DecodeScheduler:
             scores[:] = fluency
         return rows
 
-    def decode_texts(
-        self,
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens: int,
-        stop_ids,
-        batch_size: int = GENERATION.batch_size,
-        lines=None,
-        sample: bool = False,
-        temperature: float = GENERATION.temperature,
-        top_p: float = GENERATION.top_p,
-        seed: int = GENERATION.seed,
-        progress: bool = False,
-        desc: str = "generate",
-        scores: list[float] | None = None,
-    ) -> list[str]:
-        """`cefrtune.decode.decode_texts`'s signature, through the scheduler."""
-        rows = self.decode_tokens(
-            model, tokenizer, prompts, max_new_tokens, stop_ids, batch_size, lines, sample, temperature, top_p, seed,
-            scores=scores,
-        )
+    def decode_texts(self, model, tokenizer, *args, **kwargs) -> list[str]:
+        """`cefrtune.decode.decode_texts`, through the scheduler (same arguments as `decode_tokens`)."""
+        rows = self.decode_tokens(model, tokenizer, *args, **kwargs)
         return [self.tokenizer.decode(row, skip_special_tokens=True) for row in rows]
 
     def close(self) -> None:
