@@ -55,8 +55,8 @@ def test_the_command_line_defaults_are_the_settings():
 
 @pytest.mark.parametrize("function", [
     generation.generate_lists, generation.generate_checked, generation.model_completer, generate.generate_into,
-    generate.check_options, decode.decode_texts, decode.decode_tokens, scheduler.DecodeScheduler.__init__,
-    scheduler.DecodeScheduler.decode_texts, scheduler.DecodeScheduler.decode_tokens,
+    generate.check_options, decode.decode_tokens, scheduler.DecodeScheduler.__init__,
+    scheduler.DecodeScheduler.decode_tokens,
 ], ids=lambda f: f.__qualname__)
 def test_the_python_api_defaults_are_the_settings(function):
     parameters = inspect.signature(function).parameters
@@ -66,6 +66,14 @@ def test_the_python_api_defaults_are_the_settings(function):
     assert checked, f"{function.__qualname__} takes none of the generation settings"
     for name in checked:
         assert parameters[name].default == getattr(GENERATION, API_NAMES[name]), f"{function.__qualname__}({name}=...)"
+
+
+@pytest.mark.parametrize("function", [decode.decode_texts, scheduler.DecodeScheduler.decode_texts],
+                         ids=lambda f: f.__qualname__)
+def test_decode_texts_takes_decode_tokens_settings_unchanged(function):
+    kinds = {p.kind for p in inspect.signature(function).parameters.values()}
+    assert {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD} <= kinds
+    assert not set(API_NAMES) & set(inspect.signature(function).parameters), "a setting of its own could drift"
 
 
 def test_the_server_defaults_are_the_settings():
