@@ -6,7 +6,14 @@ import pytest
 import torch
 
 import tiny
-from cefrtune.decode import NewlineCounter, TopKTopPSampler, _batches, decode_batch, decode_texts
+from cefrtune.decode import (
+    NewlineCounter,
+    TopKTopPSampler,
+    _batches,
+    decode_batch,
+    decode_texts,
+    sentence_logprobs,
+)
 
 PAD = 0
 
@@ -132,3 +139,18 @@ def test_per_row_budgets_give_each_row_what_its_own_budget_gives():
     merged = decode_batch(model, rows, [3, 12, 7], [], PAD)
     assert [len(r) for r in merged] == [3, 12, 7]
     assert merged == [decode_batch(model, [row], budget, [], PAD)[0] for row, budget in zip(rows, [3, 12, 7])]
+
+
+def test_sentence_logprobs_score_each_text_alone_after_bos():
+    """Batched and padded, in any order, each text gets the summed log-probability a forward pass over
+    BOS + its tokens alone gives."""
+    tok = tiny.tokenizer()
+    model = tiny.llama(len(tok)).eval()
+    texts = ["Evde kimse yok.", "Bir bardak su içtim.", "Kitap", "Yarın okula gidiyorum ve kitabı masada bıraktım."]
+    got = sentence_logprobs(model, tok, texts, batch_size=3)
+    for text, total in zip(texts, got):
+        ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, :-1].float().log_softmax(-1)
+        assert total == pytest.approx(logits.gather(-1, torch.tensor(ids[1:])[:, None]).sum().item(), abs=1e-3)
+    assert got[2] > got[3]  # a longer text costs more

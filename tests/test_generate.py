@@ -88,6 +88,44 @@ def test_the_most_fluent_passing_candidate_is_kept(style_tok):
     assert results[0]["sentences"][1] == "Deniz suyu çok soğuk."
 
 
+def test_candidates_are_ranked_by_rank_when_given(style_tok):
+    style, tok = style_tok
+    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    lines = ["Bir bardak su içtim.", "Su, su, su.", "Deniz suyu çok soğuk ve tuzlu."]
+    script = Scripted(first, lines, fluency=[-0.1, -0.2, -3.0])
+    ranked = []
+
+    def shortest(sentences):
+        ranked.append(list(sentences))
+        return [-len(s) for s in sentences]
+
+    results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script,
+                                  free_candidates=3, free_attempts=None, rank=shortest)
+    assert ranked == [["Bir bardak su içtim.", "Deniz suyu çok soğuk ve tuzlu."]]  # only passing ones are ranked
+    assert results[0]["sentences"][1] == "Bir bardak su içtim."
+
+
+def test_polish_replaces_a_passing_sentence_only_by_a_better_ranked_passing_one(style_tok):
+    style, tok = style_tok
+    first = ("1. Evde kimse yok ve hava çok soğuk.\n2. Evde su var.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum."
+             "\n5. Elmayı yedin mi?")
+    # two samples per sentence, ranked shortest first: sentence 1's best is sentence 2 again (sentence 2
+    # would then fail as a duplicate), sentence 3's ranks below the sentence itself, "Su." and the like fail
+    lines = ["Evde su var.", "Ev çok temiz.", "Su.", "Su soğuk.", "Okula gidiyorum ve sonra eve dönüyorum.",
+             "Ev.", "Kitap.", "Kitap güzel.", "Kedi.", "Elma tatlı."]
+    script = Scripted(first, lines)
+    results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=2, complete=script,
+                                        polish=2, rank=lambda sentences: [-len(s) for s in sentences])
+    assert script.calls == [(1, False, False), (10, True, True)]  # all passed: no repair round, one polish round
+    assert results[0]["sentences"] == ["Ev çok temiz.", "Su soğuk.", "Yarın okula gidiyorum.", "Kitap güzel.",
+                                       "Elma tatlı."]
+    assert summary["polished"] == 4 and summary["pass_rate"] == 1.0
+    assert [c["samples"] for c in results[0]["checks"]] == [3] * 5
+    _, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=2,
+                                  complete=Scripted(first, []), polish=2)
+    assert summary["polish"] == 0 and summary["polished"] == 0  # nothing ranks without a model or rank
+
+
 def test_default_schedule_one_free_sample_then_steered_candidates(style_tok):
     style, tok = style_tok
     first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
@@ -124,3 +162,9 @@ def test_read_requests_forms(tmp_path):
     with pytest.raises(RequestError, match="needs --level"):
         read_requests(lists, n=5)
     assert read_requests(lists, n=5, level="A1")[0].words == WORDS
+
+
+def test_the_steered_stem_gets_its_turkish_capital():
+    from cefrtune.generation import _steer_head
+
+    assert (_steer_head("ılık"), _steer_head("iğne"), _steer_head("elma")) == ("Ilık", "İğne", "Elma")

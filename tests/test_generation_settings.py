@@ -30,6 +30,7 @@ API_NAMES = {
     "free_attempts": "free_attempts",
     "candidates": "candidates",
     "free_candidates": "free_candidates",
+    "polish": "polish",
 }
 
 
@@ -47,8 +48,8 @@ def test_the_command_line_defaults_are_the_settings():
     args = parser.parse_args(["generate", "--model", "m", "--level", "A1", "--words", "ev"])
     assert (args.batch_size, args.max_new_tokens, args.temperature, args.top_p, args.seed) == \
         (GENERATION.batch_size, GENERATION.max_new_tokens, GENERATION.temperature, GENERATION.top_p, GENERATION.seed)
-    assert (args.attempts, args.candidates, args.free_attempts) == \
-        (GENERATION.attempts, GENERATION.candidates, GENERATION.free_attempts)
+    assert (args.attempts, args.candidates, args.free_attempts, args.polish) == \
+        (GENERATION.attempts, GENERATION.candidates, GENERATION.free_attempts, GENERATION.polish)
     assert args.sample is False
     assert parser.parse_args(["serve"]).attempts == GENERATION.attempts
 

@@ -18,6 +18,8 @@ from cefrtune.turkish import analyse_sentence, find_word
         ("Su su su.", "tautology"),
         ("Elma, armut ve muz.", "no_predicate"),
         ("Inek bana biber yaptı.", "spelling"),
+        ("ılık su sabunla yıkadık.", "spelling"),
+        ("güneş gözlüğü kullanıyorum.", "spelling"),
         ("Reçeldeki bal bugün çok tuzlu.FlashValue", "foreign_fragment"),
         ("Hava soğuk.bindingFields", "foreign_fragment"),
         ("2. Sözlükten bir sözüm kaldı.", "list_number"),
@@ -34,6 +36,7 @@ def test_each_kind_is_found(sentence, kind):
         "Kalemim mavi.", "Saat kaç?", "Başım ağrıyor.", "Otobüse biniyorum.", "Bu bir kitap.",
         "Hava güzel, deniz mavi.", "Yavaş yavaş yürüyor.", "Akşam yemek yedik.", "Çok yorgunum ama çok mutluyum.",
         "Her gün okula gidiyorum, her gün çalışıyorum.", "Saat 7'de kalktım.", "İstanbul çok büyük.", "Ilık su içtim.",
+        "İki kedi var.", '"Merhaba!" dedi.', "3 elma aldım.",
         "Çorbayı kaşıkla içiyorum.", "Ali, Ayşe'ye bir kitap verdi.",
     ],
 )
@@ -70,3 +73,9 @@ def test_checked_mode_fails_a_tautology_with_its_reason():
     assert not check.passed
     assert any("tautology" in reason for reason in check.reasons)
     assert check_sentence("Parkta çocuklar oynuyor.", "park", "A1").passed
+
+
+def test_a_small_first_letter_is_named_with_its_turkish_capital():
+    assert [f.message for f in sentence_findings("iki kedi uyuyor.")] == [
+        "starts with a small letter: write 'İki', not 'iki'"
+    ]

@@ -126,6 +126,8 @@ def key_parts(config, resolved, style, eval_examples, train_sentences: list[str]
             "generation_dtype": config.generation_dtype,
             "checked_attempts": config.checked_attempts,
             "checked_candidates": config.checked_candidates,
+            "checked_polish": config.checked_polish,
+            "checked_rank": "sentence log-probability",  # how the kept candidate is chosen
             "seed": config.seed,
         })
     return parts

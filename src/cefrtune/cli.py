@@ -143,10 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempts", type=int, default=GENERATION.attempts, help="regeneration rounds in checked mode")
     p.add_argument("--candidates", type=int, default=GENERATION.candidates,
                    help="checked mode: sentences sampled for each failing sentence in a steered round "
-                        "(the most fluent passing one is kept)")
+                        "(the passing one the model finds most probable is kept)")
     p.add_argument("--free-attempts", type=int, default=GENERATION.free_attempts,
                    help="checked mode: unsteered rounds before the word's stem is written for the model "
                         "(-1: never steer)")
+    p.add_argument("--polish", type=int, default=GENERATION.polish,
+                   help="checked mode: sentences sampled for every passing sentence in a last round; the one the "
+                        "model finds most probable, the sentence itself included, is kept (0: no such round)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=float, default=GENERATION.temperature,
                    help="sampling temperature (with --sample, and in --checked's regeneration rounds)")
@@ -392,7 +395,7 @@ def _generate(args) -> int:
     from cefrtune.models import load_generator
 
     check_options(args.max_new_tokens, args.batch_size, args.temperature, args.top_p, args.attempts, args.candidates,
-                  args.free_attempts, args.seed)
+                  args.free_attempts, args.seed, args.polish)
     if args.input:
         requests = read_requests(args.input, level=args.level)
     elif args.words:
@@ -411,7 +414,7 @@ def _generate(args) -> int:
     results = generate_into(model, tokenizer, style, requests, args.output, done, checked=args.checked,
                             attempts=args.attempts, candidates=args.candidates, sample=args.sample,
                             temperature=args.temperature, top_p=args.top_p, seed=args.seed, batch_size=args.batch_size,
-                            max_new_tokens=args.max_new_tokens,
+                            max_new_tokens=args.max_new_tokens, polish=args.polish,
                             on_summary=lambda s: print(json.dumps(s), file=sys.stderr), **free)
     if args.output:
         print(f"wrote {len(results)} result(s) to {args.output}" + (f" (after the {done} it held)" if done else ""))

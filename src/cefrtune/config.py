@@ -152,8 +152,11 @@ class RunConfig:
     """Checked generation: regeneration rounds for failing sentences (0 turns checked mode off)."""
     checked_candidates: int = GENERATION.candidates
     """Checked generation: sentences sampled for each failing sentence in a steered round (the
-    passing one the model finds most fluent is kept; a free round samples one). Measured in
+    passing one the model finds most probable is kept; a free round samples one). Measured in
     benchmarks/checked_generation.py."""
+    checked_polish: int = GENERATION.polish
+    """Checked generation: sentences sampled for every passing sentence in a last round (the one the
+    model finds most probable, the sentence itself included, is kept; 0: no such round)."""
     baseline: str = "cached"
     """"cached" (reuse a matching earlier run's baseline, else compute and cache it), "recompute" or "skip" (none)."""
     name_words: bool = False
@@ -178,7 +181,7 @@ class ConfigError(UserError, ValueError):
 # Fields a resumed run may change: they do not touch the training (what is generated and how
 # fast, not what is learned). Any other change refuses `--resume`.
 RESUMABLE_CHANGES = ("generate", "max_new_tokens", "generation_batch_size", "generation_dtype", "checked_attempts",
-                     "checked_candidates", "threads", "heap_trim_above_gb", "compile", "extra",
+                     "checked_candidates", "checked_polish", "threads", "heap_trim_above_gb", "compile", "extra",
                      "per_device_eval_batch_size", "baseline")
 
 # YAML 1.1 (PyYAML) reads `1e-4` (no dot) as a string; a float field accepts it and any other
@@ -301,6 +304,7 @@ def validate(config: RunConfig, source: str = "config") -> None:
     check(lambda: config.baseline in BASELINE_MODES, "baseline", " or ".join(f'"{m}"' for m in BASELINE_MODES))
     check(lambda: config.checked_attempts >= 0, "checked_attempts", "0 or more")
     check(lambda: config.checked_candidates > 0, "checked_candidates", "a positive integer")
+    check(lambda: config.checked_polish >= 0, "checked_polish", "a whole number, 0 or more")
     check(lambda: config.target_modules == "all-linear"
           or (isinstance(config.target_modules, list) and bool(config.target_modules)),
           "target_modules", '"all-linear" or a list of module names')

@@ -84,6 +84,34 @@ def decode_tokens(
     return outputs
 
 
+@torch.no_grad()
+def sentence_logprobs(model, tokenizer, texts: list[str], batch_size: int = GENERATION.batch_size) -> list[float]:
+    """How probable the model finds each text on its own, as a whole: the summed log-probability of its
+    tokens after BOS. Unlike the mean per token that `scores` gives, it favours the plain sentence over the
+    long or far-fetched one; checked generation ranks candidates by it (docs/rating.md: it separates
+    sentences a teacher would use from the rest far better than the mean does)."""
+    bos = tokenizer.bos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    rows = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        rows.append(([bos] if bos is not None else []) + ids)
+    device = next(model.parameters()).device
+    totals = [0.0] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
+    model.eval()
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(rows[i]) for i in chunk)
+        ids = torch.tensor([rows[i] + [pad] * (width - len(rows[i])) for i in chunk], device=device)
+        mask = torch.tensor([[1] * len(rows[i]) + [0] * (width - len(rows[i])) for i in chunk], device=device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        picked = logits.gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits, dim=-1)
+        for i, total in zip(chunk, (picked * mask[:, 1:]).sum(1).tolist()):
+            totals[i] = total
+    return totals
+
+
 def _batches(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
     """Prompt indices, shortest prompts first, `batch_size` different prompts a batch: copies of a
     prompt (several candidates for one sentence) ride along, as they cost one prompt's reading."""

@@ -29,7 +29,8 @@ def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request],
                   candidates: int = GENERATION.candidates, free_attempts: int | None = GENERATION.free_attempts,
                   sample: bool = False, temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
                   seed: int = GENERATION.seed, batch_size: int = GENERATION.batch_size,
-                  max_new_tokens: int = GENERATION.max_new_tokens, on_summary=None) -> list[dict]:
+                  max_new_tokens: int = GENERATION.max_new_tokens, polish: int = GENERATION.polish,
+                  on_summary=None) -> list[dict]:
     """Results for `requests[done:]`, raw or checked (what `cefrtune generate` runs). With `output`
     (checked first with `check_output`, which gives `done`), each chunk of RESULTS_CHUNK word lists
     is appended as soon as it is done, so a stop loses at most one chunk. `on_summary` gets each
@@ -43,7 +44,7 @@ def generate_into(model, tokenizer, style: PromptStyle, requests: list[Request],
             produced, summary = generate_checked(model, tokenizer, style, part, attempts, None, batch_size,
                                                  max_new_tokens, seed=seed + start, progress=True,
                                                  candidates=candidates, free_attempts=free_attempts,
-                                                 temperature=temperature, top_p=top_p)
+                                                 temperature=temperature, top_p=top_p, polish=polish)
             if on_summary:
                 on_summary(summary)
         else:
@@ -79,7 +80,8 @@ def read_requests(path: str | Path, n: int | None = 10, level: str | None = None
 def check_options(max_new_tokens: int = GENERATION.max_new_tokens, batch_size: int = GENERATION.batch_size,
                   temperature: float = GENERATION.temperature, top_p: float = GENERATION.top_p,
                   attempts: int = GENERATION.attempts, candidates: int = GENERATION.candidates,
-                  free_attempts: int | None = GENERATION.free_attempts, seed: int = GENERATION.seed) -> None:
+                  free_attempts: int | None = GENERATION.free_attempts, seed: int = GENERATION.seed,
+                  polish: int = GENERATION.polish) -> None:
     """Refuse generation settings that cannot work, all at once, before any model loads."""
     problems = []
 
@@ -92,6 +94,7 @@ def check_options(max_new_tokens: int = GENERATION.max_new_tokens, batch_size: i
     whole("--batch-size", batch_size, 1)
     whole("--attempts", attempts, 0)
     whole("--candidates", candidates, 1)
+    whole("--polish", polish, 0)
     whole("--seed", seed, 0, 2**32 - 1)
     if free_attempts is not None:
         whole("--free-attempts", free_attempts, -1)

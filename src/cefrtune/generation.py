@@ -19,16 +19,17 @@ The token loop itself (KV cache, stop rules, the top-k/top-p sampler) is cefrtun
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
-from cefrtune.decode import decode_texts
+from cefrtune.decode import decode_texts, sentence_logprobs
 from cefrtune.errors import UserError
 from cefrtune.features import prompt_ids
 from cefrtune.generation_settings import GENERATION
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
-from cefrtune.turkish import LEVELS, analyse_word, fold, tokenize
+from cefrtune.turkish import LEVELS, analyse_word, capitalize, fold, tokenize
 
 
 class RequestError(UserError, ValueError):
@@ -85,20 +86,24 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
                      free_attempts: int | None = GENERATION.free_attempts, candidates: int = GENERATION.candidates,
                      free_candidates: int | None = GENERATION.free_candidates,
                      temperature: float = GENERATION.temperature,
-                     top_p: float = GENERATION.top_p) -> tuple[list[dict], dict]:
+                     top_p: float = GENERATION.top_p, polish: int = GENERATION.polish,
+                     rank=None) -> tuple[list[dict], dict]:
     """Generate, check every sentence, regenerate only the failing ones (up to `attempts` rounds).
     The first `free_attempts` rounds sample freely, later rounds are steered (the word's stem
     starts the sentence); None never steers. Each steered round samples `candidates` sentences for
     every failing one, each free round `free_candidates` (None: as many), batched, and keeps the
-    passing one the model finds most fluent (highest mean log-probability per token); the rounds
-    sample at `temperature` and `top_p`. Returns the
+    passing one ranked highest; the rounds sample at `temperature` and `top_p`. A last round samples
+    `polish` candidates for every passing sentence and keeps the best ranked of them and the sentence
+    itself. `rank(sentences) -> scores` ranks; by default the model's `sentence_logprobs` (each sentence on
+    its own), or, with no model, the mean log-probability the sampler reported. Returns the
     results (each sentence with its checks) and a summary: pass rates before and after, mean rounds
     and samples per sentence, sentences per second."""
     free_candidates = candidates if free_candidates is None else free_candidates
-    if attempts < 0 or candidates < 1 or free_candidates < 1:
-        raise ValueError(
-            f"attempts must be >= 0 and candidates >= 1 (got {attempts}, {candidates} and {free_candidates})"
-        )
+    if attempts < 0 or candidates < 1 or free_candidates < 1 or polish < 0:
+        raise ValueError(f"attempts and polish must be >= 0 and candidates >= 1 (got {attempts}, {polish}, "
+                         f"{candidates} and {free_candidates})")
+    if rank is None and model is not None:
+        rank = functools.partial(sentence_logprobs, model, tokenizer, batch_size=batch_size)
     started = time.perf_counter()
     complete = complete or model_completer(model, tokenizer, style, batch_size, temperature, top_p, progress)
     results = generate_lists(
@@ -110,33 +115,49 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
     # One sentence gets twice its share of the list's budget (a list of n sentences: 2/n of it).
     sentence_budget = max(24, min(96, 2 * max_new_tokens // max(len(requests[0].words), 1))) if requests else 48
     checks = [_check_all(r, train_keys) for r in results]
+    polished = 0
     before = sum(c.passed for cs in checks for c in cs)
-    for attempt in range(1, attempts + 1):
-        failing = [(i, j) for i, cs in enumerate(checks) for j, c in enumerate(cs) if not c.passed]
-        if not failing:
+    for attempt in range(1, attempts + 2):
+        polishing = attempt == attempts + 1
+        if polishing and (not polish or rank is None):
             break
-        steering = free_attempts is not None and attempt > free_attempts
-        prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in failing]
-        k = candidates if steering else free_candidates
+        wanted = [(i, j) for i, cs in enumerate(checks) for j, c in enumerate(cs) if c.passed == polishing]
+        if not wanted:
+            if polishing:
+                break
+            continue
+        steering = not polishing and free_attempts is not None and attempt > free_attempts
+        prefixes = [_continuation_prompt(style, tokenizer, results[i], j, steering) for i, j in wanted]
+        k = polish if polishing else candidates if steering else free_candidates
         fluency: list[float] = []
         rows = [p for p in prefixes for _ in range(k)]
         texts = complete(rows, sentence_budget, True, seed + attempt, [1] * len(rows), scores=fluency)
-        for n, (i, j) in enumerate(failing):
-            tries[i][j] += 1
+        options = []  # per wanted sentence: [score, -candidate, sentence]; the sentence itself when polishing
+        for n, (i, j) in enumerate(wanted):
+            tries[i][j] += not polishing
             samples[i][j] += k  # all were generated, whichever is kept
-            passing = []
+            passing = [[0.0, 1, results[i]["sentences"][j]]] if polishing else []
             for c, text in enumerate(texts[n * k : (n + 1) * k]):
                 line = text.lstrip("\n").split("\n", 1)[0]
                 candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
-                trial = dict(results[i])
-                trial["sentences"] = list(results[i]["sentences"])
-                trial["sentences"][j] = style.strip_word(candidate, results[i]["words"][j]) if candidate else None
-                new_checks = _check_all(trial, train_keys)
-                if new_checks[j].passed:
-                    score = fluency[n * k + c] if len(fluency) == len(texts) else 0.0
-                    passing.append((score, -c, trial, new_checks))
-            if passing:  # the most fluent passing candidate (by the model's own score); the first on a tie
-                _, _, results[i], checks[i] = max(passing, key=lambda p: p[:2])
+                sentence = style.strip_word(candidate, results[i]["words"][j]) if candidate else None
+                if _with(results[i], j, sentence, checks[i], train_keys):
+                    passing.append([fluency[n * k + c] if len(fluency) == len(texts) else 0.0, -c, sentence])
+            options.append(passing)
+        if rank is not None:
+            ranked = iter(rank([p[2] for passing in options for p in passing]))
+            for p in (p for passing in options for p in passing):
+                p[0] = next(ranked)
+        for (i, j), passing in zip(wanted, options):
+            # the best ranked passing candidate (the earlier one on a tie) that still passes beside the
+            # sentences chosen before it in this round
+            for _, c, sentence in sorted(passing, key=lambda p: p[:2], reverse=True):
+                if c == 1:
+                    break
+                if chosen := _with(results[i], j, sentence, checks[i], train_keys):
+                    results[i], checks[i] = chosen
+                    polished += polishing
+                    break
     seconds = time.perf_counter() - started
     total = sum(len(r["words"]) for r in results)
     after = sum(c.passed for cs in checks for c in cs)
@@ -156,6 +177,8 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         "free_attempts": free_attempts,
         "candidates": candidates,
         "free_candidates": free_candidates,
+        "polish": polish if rank is not None else 0,
+        "polished": polished,
     }
     return results, summary
 
@@ -182,6 +205,17 @@ def _check_all(result: dict, train_keys) -> list:
     return checks
 
 
+def _with(result: dict, j: int, sentence: str | None, checks: list, train_keys) -> tuple[dict, list] | None:
+    """`result` with sentence j replaced and its checks, if sentence j passes and no sentence that passed
+    fails now (a duplicate of a later sentence); else None."""
+    trial = dict(result, sentences=list(result["sentences"]))
+    trial["sentences"][j] = sentence
+    new = _check_all(trial, train_keys)
+    if new[j].passed and all(n.passed or not old.passed for n, old in zip(new, checks)):
+        return trial, new
+    return None
+
+
 def _continuation_prompt(style: PromptStyle, tokenizer, result: dict, j: int, steer: bool) -> list[int]:
     """Prompt + the list so far + `j+1. `: the model writes sentence j+1 only."""
     done = [s if s else "…" for s in result["sentences"][:j]]
@@ -200,7 +234,7 @@ def _steer_head(word: str) -> str:
     stem = word
     if any(a.pos == "Verb" for a in analyse_word(word)) and fold(word).endswith(("mak", "mek")):
         stem = word[:-3]
-    return stem[:1].upper() + stem[1:]
+    return capitalize(stem)
 
 
 def end_token_ids(tokenizer, style: PromptStyle) -> list[int]:

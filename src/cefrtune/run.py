@@ -228,6 +228,7 @@ def _generation(
             seed=config.seed,
             progress=True,
             candidates=config.checked_candidates,
+            polish=config.checked_polish,
         )
         checked["flagged_sentences"] = [dict(f, words=r["words"]) for r in results for f in r["flagged"]][:50]
         out["checked_generation"] = checked

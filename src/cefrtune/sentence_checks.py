@@ -12,7 +12,7 @@ Each check returns findings (a kind and a message a teacher understands); checke
   reduplication (`yavaş yavaş`) is Turkish, not a tautology;
 - no_predicate: a bare list of words (`Elma, armut ve muz.`) or a single word;
 - spelling: a capital I where İ belongs or the reverse (`Inek`), which the analyser would
-  otherwise take for a name;
+  otherwise take for a name; a sentence that starts with a small letter (`ılık su …`);
 - foreign_fragment: text glued to a word (`tuzlu.FlashValue`), mixed-case words, q/w/x in a word
   that is not a name (`bowling`; Turkish writes `bovling`);
 - list_number / meta_text: a list number (`2. Sözlükten …`) or talk about the task
@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cefrtune.turkish import DERIVATIONS, Token, analyse_sentence, analyse_word, fold
+from cefrtune.turkish import DERIVATIONS, Token, analyse_sentence, analyse_word, capitalize, fold
 
 CONTENT_POS = frozenset({"Noun", "Verb", "Adj"})
 # Words that recur in natural sentences without saying the same thing twice.
@@ -67,6 +67,7 @@ def sentence_findings(sentence: str, tokens: list[Token] | None = None) -> list[
         *tautology(sentence, tokens),
         *no_predicate(sentence, tokens),
         *spelling(tokens),
+        *small_first_letter(sentence),
         *foreign_fragments(sentence),
         *list_text(sentence),
     ]
@@ -119,6 +120,17 @@ def spelling(tokens: list[Token]) -> list[Finding]:
             message = f"'{token.text}' should be written '{swapped}' (I and İ are different letters)"
             findings.append(Finding("spelling", message))
     return findings
+
+
+def small_first_letter(sentence: str) -> list[Finding]:
+    """A sentence that starts with a small letter (`ılık su …`); one that starts with a digit or a quote
+    is left to the other checks."""
+    first = sentence.lstrip()[:1]
+    if first.isalpha() and first.islower():
+        word = _SPAN.match(sentence.lstrip())
+        shown = word.group(0) if word else first
+        return [Finding("spelling", f"starts with a small letter: write '{capitalize(shown)}', not '{shown}'")]
+    return []
 
 
 def foreign_fragments(sentence: str) -> list[Finding]:

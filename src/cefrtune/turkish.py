@@ -31,6 +31,12 @@ def fold(text: str) -> str:
     return text.translate(_FOLD_UPPER).lower()
 
 
+def capitalize(text: str) -> str:
+    """Turkish-correct capital first letter: i->İ, ı->I (Python's str.upper writes I for i)."""
+    head = {"i": "İ", "ı": "I"}.get(text[:1], text[:1].upper())
+    return head + text[1:]
+
+
 def tokenize(text: str) -> list[str]:
     """Word tokens of a sentence, keeping apostrophe suffixes (`İstanbul'a` is one token).
     Numbers and punctuation are dropped."""
