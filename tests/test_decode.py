@@ -141,9 +141,11 @@ def test_per_row_budgets_give_each_row_what_its_own_budget_gives():
     assert merged == [decode_batch(model, [row], budget, [], PAD)[0] for row, budget in zip(rows, [3, 12, 7])]
 
 
-def test_sentence_logprobs_score_each_text_alone_after_bos():
+@pytest.mark.parametrize("logits", [2**27, 1], ids=["batched", "one-row-a-forward"])
+def test_sentence_logprobs_score_each_text_alone_after_bos(logits, monkeypatch):
     """Batched and padded, in any order, each text gets the summed log-probability a forward pass over
-    BOS + its tokens alone gives."""
+    BOS + its tokens alone gives (also when the logits budget allows one row at a time)."""
+    monkeypatch.setattr("cefrtune.decode.SCORE_LOGITS", logits)
     tok = tiny.tokenizer()
     model = tiny.llama(len(tok)).eval()
     texts = ["Evde kimse yok.", "Bir bardak su içtim.", "Kitap", "Yarın okula gidiyorum ve kitabı masada bıraktım."]

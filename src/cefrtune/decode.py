@@ -28,6 +28,8 @@ from cefrtune import memory
 from cefrtune.generation_settings import GENERATION
 
 SAMPLE_TOP_K = 64
+SCORE_LOGITS = 2**27
+"""`sentence_logprobs` scores at most this many logits at once (256 MB in bf16, twice that as fp32)."""
 
 
 def decode_texts(model, tokenizer, prompts: list[list[int]], *args, **kwargs) -> list[str]:
@@ -99,9 +101,14 @@ def sentence_logprobs(model, tokenizer, texts: list[str], batch_size: int = GENE
     device = next(model.parameters()).device
     totals = [0.0] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
+    vocab = model.get_output_embeddings().weight.shape[0]
     model.eval()
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    start = 0
+    while start < len(order):
+        # at most `batch_size` rows, and logits of at most SCORE_LOGITS values (a 262k vocabulary makes them large)
+        width = len(rows[order[min(start + batch_size, len(order)) - 1]])
+        chunk = order[start : start + max(1, min(batch_size, SCORE_LOGITS // (width * vocab)))]
+        start += len(chunk)
         width = max(len(rows[i]) for i in chunk)
         ids = torch.tensor([rows[i] + [pad] * (width - len(rows[i])) for i in chunk], device=device)
         mask = torch.tensor([[1] * len(rows[i]) + [0] * (width - len(rows[i])) for i in chunk], device=device)
