@@ -148,7 +148,8 @@ def test_sentence_logprobs_score_each_text_alone_after_bos(logits, monkeypatch):
     monkeypatch.setattr("cefrtune.decode.SCORE_LOGITS", logits)
     tok = tiny.tokenizer()
     model = tiny.llama(len(tok)).eval()
-    texts = ["Evde kimse yok.", "Bir bardak su içtim.", "Kitap", "Yarın okula gidiyorum ve kitabı masada bıraktım."]
+    texts = ["Evde kimse yok.", "Bir bardak su içtim.", "Kitap",
+             "Yarın okula gidiyorum ve kitabı masada bıraktım."]
     got = sentence_logprobs(model, tok, texts, batch_size=3)
     for text, total in zip(texts, got):
         ids = [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]

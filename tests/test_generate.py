@@ -107,8 +107,8 @@ def test_candidates_are_ranked_by_rank_when_given(style_tok):
 
 def test_polish_replaces_a_passing_sentence_only_by_a_better_ranked_passing_one(style_tok):
     style, tok = style_tok
-    first = ("1. Evde kimse yok ve hava çok soğuk.\n2. Evde su var.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum."
-             "\n5. Elmayı yedin mi?")
+    first = ("1. Evde kimse yok ve hava çok soğuk.\n2. Evde su var.\n3. Yarın okula gidiyorum."
+             "\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?")
     # two samples per sentence, ranked shortest first: sentence 1's best is sentence 2 again (sentence 2
     # would then fail as a duplicate), sentence 3's ranks below the sentence itself, "Su." and the like fail
     lines = ["Evde su var.", "Ev çok temiz.", "Su.", "Su soğuk.", "Okula gidiyorum ve sonra eve dönüyorum.",

@@ -105,11 +105,12 @@ def sentence_logprobs(model, tokenizer, texts: list[str], batch_size: int = GENE
     model.eval()
     start = 0
     while start < len(order):
-        # at most `batch_size` rows, and logits of at most SCORE_LOGITS values (a 262k vocabulary makes them large)
-        width = len(rows[order[min(start + batch_size, len(order)) - 1]])
-        chunk = order[start : start + max(1, min(batch_size, SCORE_LOGITS // (width * vocab)))]
+        # at most `batch_size` rows, and logits of at most SCORE_LOGITS values (a 262k vocabulary makes them large);
+        # rows come shortest first, so a chunk's last row is its widest
+        widest = len(rows[order[min(start + batch_size, len(order)) - 1]])
+        chunk = order[start : start + max(1, min(batch_size, SCORE_LOGITS // (widest * vocab)))]
         start += len(chunk)
-        width = max(len(rows[i]) for i in chunk)
+        width = len(rows[chunk[-1]])
         ids = torch.tensor([rows[i] + [pad] * (width - len(rows[i])) for i in chunk], device=device)
         mask = torch.tensor([[1] * len(rows[i]) + [0] * (width - len(rows[i])) for i in chunk], device=device)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()

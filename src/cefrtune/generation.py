@@ -132,30 +132,34 @@ def generate_checked(model, tokenizer, style: PromptStyle, requests: list[Reques
         fluency: list[float] = []
         rows = [p for p in prefixes for _ in range(k)]
         texts = complete(rows, sentence_budget, True, seed + attempt, [1] * len(rows), scores=fluency)
-        options = []  # per wanted sentence: [score, -candidate, sentence]; the sentence itself when polishing
+        options = []  # per wanted sentence: [score, -candidate, sentence, (result, checks)]; itself when polishing
         for n, (i, j) in enumerate(wanted):
             tries[i][j] += not polishing
             samples[i][j] += k  # all were generated, whichever is kept
-            passing = [[0.0, 1, results[i]["sentences"][j]]] if polishing else []
+            passing = [[0.0, 1, results[i]["sentences"][j], None]] if polishing else []
             for c, text in enumerate(texts[n * k : (n + 1) * k]):
                 line = text.lstrip("\n").split("\n", 1)[0]
                 candidate = ((_steer_head(results[i]["words"][j]) if steering else "") + line).strip()
                 sentence = style.strip_word(candidate, results[i]["words"][j]) if candidate else None
-                if _with(results[i], j, sentence, checks[i], train_keys):
-                    passing.append([fluency[n * k + c] if len(fluency) == len(texts) else 0.0, -c, sentence])
+                if kept := _with(results[i], j, sentence, checks[i], train_keys):
+                    passing.append([fluency[n * k + c] if len(fluency) == len(texts) else 0.0, -c, sentence, kept])
             options.append(passing)
-        if rank is not None:
-            ranked = iter(rank([p[2] for passing in options for p in passing]))
-            for p in (p for passing in options for p in passing):
-                p[0] = next(ranked)
+        if rank is not None:  # one call for every sentence with a choice to make
+            choices = [p for passing in options if len(passing) > 1 for p in passing]
+            for p, score in zip(choices, rank([p[2] for p in choices])):
+                p[0] = score
+        changed = set()  # lists with a sentence replaced in this round: their other candidates are checked again
         for (i, j), passing in zip(wanted, options):
             # the best ranked passing candidate (the earlier one on a tie) that still passes beside the
             # sentences chosen before it in this round
-            for _, c, sentence in sorted(passing, key=lambda p: p[:2], reverse=True):
+            for _, c, sentence, kept in sorted(passing, key=lambda p: p[:2], reverse=True):
                 if c == 1:
                     break
-                if chosen := _with(results[i], j, sentence, checks[i], train_keys):
-                    results[i], checks[i] = chosen
+                if i in changed:
+                    kept = _with(results[i], j, sentence, checks[i], train_keys)
+                if kept:
+                    results[i], checks[i] = kept
+                    changed.add(i)
                     polished += polishing
                     break
     seconds = time.perf_counter() - started
