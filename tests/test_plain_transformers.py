@@ -1,6 +1,7 @@
 """A run's merged/ outside cefrtune: plain transformers loads it, renders a request with the
 saved chat template, generates greedily with the saved generation config, and the answer ends by
-itself before the token limit; the model card's own code example runs as written.
+itself before the token limit; the model card's own code example runs as written; exported to GGUF,
+llama.cpp applies the file's own chat template and its greedy answer is a list of ten that ends by itself.
 
 A short real run on the embedded model (the smoke preset, trained long enough to learn the list
 and its end: 32 examples, 3 epochs); minutes, marked slow.
@@ -86,3 +87,23 @@ def test_model_card_example_runs_as_written(trained_run):
     code = code.replace('folder = "."', f"folder = {str(trained_run / 'merged')!r}")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "1." in done.stdout
+
+
+@pytest.mark.slow
+def test_llama_cpp_answer_from_the_gguf_ends_by_itself(trained_run):
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by scripts/setup.sh")
+    from cefrtune.export import export
+    from cefrtune.prompts import PromptStyle, parse_numbered
+
+    style = PromptStyle.load(trained_run / "merged")
+    limit = json.loads((trained_run / "merged" / "generation_config.json").read_text())["max_new_tokens"]
+    llm = llama_cpp.Llama(model_path=export(trained_run, quant="f16")["gguf"], n_ctx=1024, n_threads=2, verbose=False)
+    # greedy, as the saved generation config decodes: no repeat penalty (llama.cpp's default is 1.1)
+    reply = llm.create_chat_completion(
+        messages=[{"role": "user", "content": style.user_message("A1", WORDS)}],
+        max_tokens=limit, temperature=0.0, top_k=1, repeat_penalty=1.0,
+    )
+    choice = reply["choices"][0]
+    text = choice["message"]["content"]
+    assert choice["finish_reason"] == "stop" and reply["usage"]["completion_tokens"] < limit, text[-200:]
+    assert parse_numbered(text, 10, style, WORDS).format_valid, text
