@@ -168,3 +168,12 @@ def test_the_steered_stem_gets_its_turkish_capital():
     from cefrtune.generation import _steer_head
 
     assert (_steer_head("ılık"), _steer_head("iğne"), _steer_head("elma")) == ("Ilık", "İğne", "Elma")
+
+
+def test_the_steered_stem_of_a_verb_drops_its_infinitive_ending_and_a_noun_keeps_it():
+    from cefrtune.generation import _steer_head
+
+    # gitmek: a verb in the word lists; ekmek (bread): a noun there, though the analyser also reads ek-mek (to
+    # sow); sızlanmak: in no list, the analyser reads it as a verb
+    heads = [_steer_head(w) for w in ("gitmek", "ekmek", "sızlanmak")]
+    assert heads == ["Git", "Ekmek", "Sızlan"]

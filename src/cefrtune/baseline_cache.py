@@ -128,6 +128,7 @@ def key_parts(config, resolved, style, eval_examples, train_sentences: list[str]
             "checked_candidates": config.checked_candidates,
             "checked_polish": config.checked_polish,
             "checked_rank": "sentence log-probability",  # how the kept candidate is chosen
+            "checked_steer": "stem by word-list part of speech",  # the start a steered round writes
             "seed": config.seed,
         })
     return parts

@@ -27,6 +27,7 @@ from cefrtune.decode import decode_texts, sentence_logprobs
 from cefrtune.errors import UserError
 from cefrtune.features import prompt_ids
 from cefrtune.generation_settings import GENERATION
+from cefrtune.levels import word_level, wordlist
 from cefrtune.metrics import check_sentence, sentence_key
 from cefrtune.prompts import WORD_SEPARATOR, PromptStyle, parse_numbered
 from cefrtune.turkish import LEVELS, analyse_word, capitalize, fold, tokenize
@@ -234,11 +235,12 @@ def _continuation_prompt(style: PromptStyle, tokenizer, result: dict, j: int, st
 
 
 def _steer_head(word: str) -> str:
-    """The start a steered sentence is given: the word's stem (verbs lose -mak/-mek), capitalised."""
-    stem = word
-    if any(a.pos == "Verb" for a in analyse_word(word)) and fold(word).endswith(("mak", "mek")):
-        stem = word[:-3]
-    return capitalize(stem)
+    """The start a steered sentence is given: the word's stem (verbs lose -mak/-mek), capitalised. A word of
+    cefrtune's word lists is a verb when its list says so (`ekmek` is bread there, though the analyser also
+    reads "ek-mek", to sow); any other word when the analyser reads it as one."""
+    level = word_level(word)
+    verb = wordlist(level)[fold(word)] == "verb" if level else any(a.pos == "Verb" for a in analyse_word(word))
+    return capitalize(word[:-3] if verb and fold(word).endswith(("mak", "mek")) else word)
 
 
 def end_token_ids(tokenizer, style: PromptStyle) -> list[int]:
