@@ -9,6 +9,9 @@ from cefrtune.generation import Request, RequestError, check_request, generate_c
 from cefrtune.prompts import PromptStyle
 
 WORDS = ["ev", "su", "okul", "kitap", "elma"]
+# The scripted model's first answer: sentence 2 does not use its word (su), the others pass.
+FIRST = ("1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum."
+         "\n5. Elmayı yedin mi?")
 
 
 class Scripted:
@@ -36,7 +39,7 @@ def style_tok():
 
 def test_only_failing_sentences_are_regenerated(style_tok):
     style, tok = style_tok
-    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    first = FIRST
     script = Scripted(first, ["Bir bardak su içtim."])
     results, summary = generate_checked(
         None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script, candidates=1
@@ -65,7 +68,7 @@ def test_budget_is_respected_and_failures_flagged(style_tok):
 
 def test_candidates_first_passing_one_is_kept_all_are_counted(style_tok):
     style, tok = style_tok
-    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    first = FIRST
     script = Scripted(first, ["Kedi uyuyor.", "Bir bardak su içtim.", "Su soğuk."])
     results, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script,
                                         candidates=2, free_candidates=3, free_attempts=None)
@@ -80,7 +83,7 @@ def test_candidates_first_passing_one_is_kept_all_are_counted(style_tok):
 
 def test_the_most_fluent_passing_candidate_is_kept(style_tok):
     style, tok = style_tok
-    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    first = FIRST
     lines = ["Bir bardak su içtim.", "Su, su, su.", "Deniz suyu çok soğuk."]
     script = Scripted(first, lines, fluency=[-2.5, -0.1, -1.2])  # the list of words scores best but fails its checks
     results, _ = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script,
@@ -90,7 +93,7 @@ def test_the_most_fluent_passing_candidate_is_kept(style_tok):
 
 def test_candidates_are_ranked_by_rank_when_given(style_tok):
     style, tok = style_tok
-    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    first = FIRST
     lines = ["Bir bardak su içtim.", "Su, su, su.", "Deniz suyu çok soğuk ve tuzlu."]
     script = Scripted(first, lines, fluency=[-0.1, -0.2, -3.0])
     ranked = []
@@ -128,7 +131,7 @@ def test_polish_replaces_a_passing_sentence_only_by_a_better_ranked_passing_one(
 
 def test_default_schedule_one_free_sample_then_steered_candidates(style_tok):
     style, tok = style_tok
-    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    first = FIRST
     script = Scripted(first, [])  # every regenerated line fails
     _, summary = generate_checked(None, tok, style, [Request("A1", WORDS)], attempts=3, complete=script)
     assert [c[0] for c in script.calls] == [1, 1, 4, 4]  # the list, one free sample, then 4 steered a round
@@ -137,7 +140,7 @@ def test_default_schedule_one_free_sample_then_steered_candidates(style_tok):
 
 def test_steering_writes_the_stem(style_tok):
     style, tok = style_tok
-    first = "1. Evde kimse yok.\n2. Kedi uyuyor.\n3. Yarın okula gidiyorum.\n4. Bu kitabı okudum.\n5. Elmayı yedin mi?"
+    first = FIRST
     script = Scripted(first, [" çok soğuk."])  # a steered attempt: the line starts with 'Su'
     results, _ = generate_checked(
         None, tok, style, [Request("A1", WORDS)], attempts=1, complete=script, free_attempts=0, candidates=1

@@ -34,8 +34,9 @@ def test_each_kind_is_found(sentence, kind):
     "sentence",
     [
         "Kalemim mavi.", "Saat kaç?", "Başım ağrıyor.", "Otobüse biniyorum.", "Bu bir kitap.",
-        "Hava güzel, deniz mavi.", "Yavaş yavaş yürüyor.", "Akşam yemek yedik.", "Çok yorgunum ama çok mutluyum.",
-        "Her gün okula gidiyorum, her gün çalışıyorum.", "Saat 7'de kalktım.", "İstanbul çok büyük.", "Ilık su içtim.",
+        "Hava güzel, deniz mavi.", "Yavaş yavaş yürüyor.", "Akşam yemek yedik.",
+        "Çok yorgunum ama çok mutluyum.", "Her gün okula gidiyorum, her gün çalışıyorum.",
+        "Saat 7'de kalktım.", "İstanbul çok büyük.", "Ilık su içtim.",
         "İki kedi var.", '"Merhaba!" dedi.', "3 elma aldım.",
         "Çorbayı kaşıkla içiyorum.", "Ali, Ayşe'ye bir kitap verdi.",
     ],
