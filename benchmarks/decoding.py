@@ -23,8 +23,9 @@ Then the limit of one greedy step at each batch size B (cefrtune's loop, B diffe
 row writing): the measured time of a step against two lower bounds measured in the same run, the
 bytes a step must read (the weights once, the LM head included, plus the KV cache at the mean
 context) over the memory bandwidth of a large copy, and the step's FLOPs (2 per weight per row plus
-attention) over a large bf16 matmul's rate. `--profile` prints torch.profiler's top operators for a
-few steps at the first batch size.
+attention) over a large bf16 matmul's rate; beside it the same step with the LM head reading its
+weight as stored (`decode.packed_head` off), a lever timed on and off in one run. `--profile` prints
+torch.profiler's top operators for a few steps at the first batch size.
 """
 
 from __future__ import annotations
@@ -142,18 +143,21 @@ def step_limits(model, prompts: list[list[int]], batch_sizes: list[int], steps: 
     for batch in batch_sizes:
         chosen = [prompts[i % len(prompts)] for i in range(batch)]
         seconds = greedy_step_seconds(model, chosen, steps)
+        plain = greedy_step_seconds(model, chosen, steps, packed=False)
         context = sum(len(p) for p in chosen) / batch + steps / 2  # mean positions attended while stepping
         read, flops = step_bytes(model, batch, context), step_flops(model, batch, context)
         bound = max(read / bandwidth / 1e9, flops / peak / 1e9)
-        rows.append({"batch": batch, "step_ms": round(1e3 * seconds, 2), "bytes_gb": round(read / 1e9, 3),
+        rows.append({"batch": batch, "step_ms": round(1e3 * seconds, 2), "plain_head_ms": round(1e3 * plain, 2),
+                     "bytes_gb": round(read / 1e9, 3),
                      "memory_bound_ms": round(1e3 * read / bandwidth / 1e9, 2), "gflops": round(flops / 1e9, 2),
                      "compute_bound_ms": round(1e3 * flops / peak / 1e9, 2), "ratio": round(seconds / bound, 2)})
-    print(f"{'batch':>6}{'step ms':>10}{'GB read':>9}{'memory-bound ms':>17}{'GFLOP':>8}{'compute-bound ms':>18}"
-          f"{'step / bound':>14}")
+    print(f"{'batch':>6}{'step ms':>10}{'plain head':>12}{'GB read':>9}{'memory-bound ms':>17}{'GFLOP':>8}"
+          f"{'compute-bound ms':>18}{'step / bound':>14}")
     for r in rows:
-        print(f"{r['batch']:>6}{r['step_ms']:>10.1f}{r['bytes_gb']:>9.3f}{r['memory_bound_ms']:>17.1f}"
-              f"{r['gflops']:>8.1f}{r['compute_bound_ms']:>18.1f}{r['ratio']:>13.2f}x")
-    print("(bound = the larger of the two; GB read = the weights once, LM head included, plus the KV cache)")
+        print(f"{r['batch']:>6}{r['step_ms']:>10.1f}{r['plain_head_ms']:>12.1f}{r['bytes_gb']:>9.3f}"
+              f"{r['memory_bound_ms']:>17.1f}{r['gflops']:>8.1f}{r['compute_bound_ms']:>18.1f}{r['ratio']:>13.2f}x")
+    print("(bound = the larger of the two; GB read = the weights once, LM head included, plus the KV cache;\n"
+          " step = cefrtune's loop as shipped, the LM head's weight packed for oneDNN; plain head = without that)")
     if profile:
         profile_steps(model, [prompts[i % len(prompts)] for i in range(batch_sizes[0])])
     return rows
@@ -171,20 +175,24 @@ def copy_bandwidth_gbs(gib: float = 1.0) -> float:
     return best
 
 
-def greedy_step_seconds(model, prompts: list[list[int]], steps: int) -> float:
+def greedy_step_seconds(model, prompts: list[list[int]], steps: int, packed: bool = True) -> float:
     """Seconds of one greedy step with every row writing: (prompt + `steps` tokens) - (prompt alone),
-    over `steps`, each the best of two runs."""
-    from cefrtune.decode import decode_batch
+    over `steps`, each the best of two runs. `packed=False`: the LM head reads its weight as stored."""
+    from cefrtune import decode
 
     def best(budget: int) -> float:
         times = []
         for _ in range(2):
             start = time.perf_counter()
-            decode_batch(model, prompts, budget, stop_ids=[], pad_id=0)
+            decode.decode_batch(model, prompts, budget, stop_ids=[], pad_id=0)
             times.append(time.perf_counter() - start)
         return min(times)
 
-    return (best(1 + steps) - best(1)) / steps
+    decode.PACK_HEAD = packed
+    try:
+        return (best(1 + steps) - best(1)) / steps
+    finally:
+        decode.PACK_HEAD = True
 
 
 def step_bytes(model, batch: int, context: float) -> float:

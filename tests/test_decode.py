@@ -12,6 +12,7 @@ from cefrtune.decode import (
     _batches,
     decode_batch,
     decode_texts,
+    packed_head,
     sentence_logprobs,
 )
 
@@ -48,6 +49,33 @@ def test_greedy_matches_transformers_generate(build):
     stopped = decode_batch(model, rows, 40, stop_ids, PAD)
     assert stopped == generate_reference(model, rows, 40, stop_ids)
     assert len(stopped[1]) <= 10 and len(stopped[2]) <= 5 and stopped[1][-1] in stop_ids
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no oneDNN bf16 path")
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_bf16_head_reads_its_packed_weight_and_writes_the_same_tokens(tied, monkeypatch):
+    model = tiny.gemma3(300, tied=tied).to(torch.bfloat16).eval()
+    head = model.get_output_embeddings()
+    names = dict(model.named_parameters()).keys()
+    with packed_head(model):
+        assert type(model.get_output_embeddings()).__name__ == "_PackedHead"
+        assert dict(model.named_parameters()).keys() == names  # the stand-in adds and renames nothing
+        with packed_head(model):  # nested: nothing changes
+            packed_module = model.get_output_embeddings()
+        assert model.get_output_embeddings() is packed_module
+    assert model.get_output_embeddings() is head  # put back after the block
+    reads = []
+    linear = torch.ops.mkldnn._linear_pointwise
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda *a: reads.append(1) or linear(*a))
+    rows = prompts(300, [5, 23, 40, 17])
+    packed = decode_batch(model, rows, 40, [], PAD)
+    assert len(reads) >= 40 and model.get_output_embeddings() is head
+    monkeypatch.setattr("cefrtune.decode._packable", lambda head: False)
+    assert decode_batch(model, rows, 40, [], PAD) == packed  # the plain head writes the same tokens
+    monkeypatch.undo()
+    if not tied:  # (a tied tiny model repeats its last token whatever its head)
+        head.weight.data[:, :] = head.weight.data.flip(0)  # changed in place: packed again, never read stale
+        assert decode_batch(model, rows, 40, [], PAD) != packed
 
 
 def test_each_row_gets_what_it_would_alone():
